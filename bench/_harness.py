@@ -131,6 +131,29 @@ def proc_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_times(core: int = SERVER_CORE) -> tuple[int, int]:
+    """(steal, total) jiffies of one core from /proc/stat, to spot a noisy neighbour."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{core} "):
+                values = [int(v) for v in line.split()[1:]]
+                return values[7], sum(values)
+    return 0, 0
+
+
+class StealMeter:
+    """Share of a core's time stolen by the hypervisor between start() and stop()."""
+
+    def __init__(self, core: int = SERVER_CORE) -> None:
+        self.core = core
+        self.begin = cpu_times(core)
+
+    def stop(self) -> float:
+        steal, total = cpu_times(self.core)
+        d_total = total - self.begin[1]
+        return (steal - self.begin[0]) / d_total if d_total > 0 else 0.0
+
+
 def proc_rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -354,6 +377,21 @@ def percentile(values: Sequence[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
     return float(ordered[index])
+
+
+def paired_ratio(
+    subject: Sequence[float], before: Sequence[float], after: Sequence[float] = ()
+) -> float:
+    """Median over rounds of subject / (the bare run(s) next to it in the same round).
+
+    Pairing each trio-h3 run with the bare runs just before and after it cancels most of
+    the slow drift of a noisy machine.
+    """
+    ratios = []
+    for index, value in enumerate(subject):
+        refs = [before[index]] + ([after[index]] if index < len(after) else [])
+        ratios.append(ratio(value, sum(refs) / len(refs)))
+    return median(ratios)
 
 
 def ratio(numerator: float, denominator: float) -> float:

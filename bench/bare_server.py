@@ -9,7 +9,9 @@ Routes (the same as bench/app_trio_h3.py):
     GET /            text/plain "Hello from trio-h3!"
     GET /users/42    application/json {"id": "42", "name": "Ada"}
     GET /sse         chunked text/event-stream, pre-formatted small events in a tight loop,
-                     as fast as the socket takes them, until the client goes away
+                     as fast as the socket takes them, until the client goes away; each
+                     event is one pre-framed chunk (b"d\r\ndata: 12345\n\n\r\n"), one send_all
+    GET /sse-h11     the same loop with h11 framing every event (h11.Data through conn.send)
     GET /idle        SSE headers, then nothing: waits for the client to leave
     GET /first       SSE headers, then one event, then the end of the stream (keep-alive)
     GET /stats       {"active": n}: how many /idle and /sse streams are live
@@ -34,6 +36,8 @@ MAX_RECV = 2**16
 TIMEOUT = 10.0
 SERVER_HEADER = f"bare-trio-h11/{h11.__version__}".encode("ascii")
 SSE_EVENT = b"data: 12345\n\n"
+# The whole chunk, framed once: the raw loop writes these bytes and nothing else.
+SSE_CHUNK = b"%x\r\n%b\r\n" % (len(SSE_EVENT), SSE_EVENT)
 FIRST_EVENT = b"data: hello\n\n"
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -105,6 +109,20 @@ async def send_sse_head(stream: trio.SocketStream, conn: h11.Connection) -> None
 
 
 async def sse_flood(stream: trio.SocketStream, conn: h11.Connection) -> None:
+    """The raw SSE loop: one pre-formatted, pre-framed chunk per send_all."""
+    await send_sse_head(stream, conn)
+    if conn.their_http_version != b"1.1":
+        raise h11.LocalProtocolError("the raw loop writes HTTP/1.1 chunks")
+    Stats.active += 1
+    try:
+        for _ in range(MAX_FLOOD_EVENTS):
+            await stream.send_all(SSE_CHUNK)
+    finally:
+        Stats.active -= 1
+
+
+async def sse_flood_h11(stream: trio.SocketStream, conn: h11.Connection) -> None:
+    """The same loop, with h11 framing each event (h11.Data -> conn.send)."""
     await send_sse_head(stream, conn)
     Stats.active += 1
     try:
@@ -146,6 +164,9 @@ async def respond(stream: trio.SocketStream, conn: h11.Connection, request: h11.
         await send_simple(stream, conn, 200, b"application/json", body)
     elif target == b"/sse":
         await sse_flood(stream, conn)
+        return False
+    elif target == b"/sse-h11":
+        await sse_flood_h11(stream, conn)
         return False
     elif target == b"/idle":
         await sse_idle(stream, conn)

@@ -28,6 +28,7 @@ from _harness import (
     ServerProcess,
     log,
     median,
+    paired_ratio,
     percentile,
     pin_self,
     raise_nofile,
@@ -44,6 +45,7 @@ from _harness import (
 FLOOD_TARGET = 0.85
 IDLE_TARGET_KIB = 20.0
 CLOSE_TARGET_MS = 50.0
+VERBOSE = False
 
 
 @dataclass(frozen=True)
@@ -117,10 +119,12 @@ def servers_for(variants: list[Variant]) -> Iterator[dict[str, ServerProcess]]:
 # --------------------------------------------------------------------------------------
 
 
-def measure_flood(port: int, path: str, warmup: float, duration: float) -> float:
-    sock, rest = open_stream(port, path)
+def measure_flood(
+    server: ServerProcess, path: str, warmup: float, duration: float
+) -> tuple[float, float]:
+    """Read one flood stream; return (events/s, server CPU microseconds per event)."""
+    sock, rest = open_stream(server.port, path)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         first = rest + sock.recv(65536)
         if b"data: 12345\n\n" not in first:
             raise RuntimeError(f"GET {path}: unexpected stream start {first[:120]!r}")
@@ -131,6 +135,8 @@ def measure_flood(port: int, path: str, warmup: float, duration: float) -> float
         count = 0
         last = b""
         recv = sock.recv
+        cpu_start = server.cpu_seconds()
+        client_start = time.process_time()
         start = time.perf_counter()
         end = start + duration
         now = start
@@ -143,43 +149,83 @@ def measure_flood(port: int, path: str, warmup: float, duration: float) -> float
                 count += 1  # an event boundary split across two reads
             last = chunk[-1:]
             now = time.perf_counter()
-        return count / (now - start)
+        cpu = server.cpu_seconds() - cpu_start
+        client_cpu = time.process_time() - client_start
+        wall = now - start
+        if VERBOSE:
+            log(f"    server CPU {cpu / wall:4.0%}, client CPU {client_cpu / wall:4.0%}")
+        return count / wall, cpu * 1e6 / max(1, count)
     finally:
         sock.close()
 
 
 def bench_flood(variants: list[Variant], rounds: int, warmup: float, duration: float) -> dict:
     samples: dict[str, list[float]] = {v.label: [] for v in variants}
+    cpu_samples: dict[str, list[float]] = {v.label: [] for v in variants}
     with servers_for(variants) as procs:
         stats_clients = {script: KeepAliveClient(p.port) for script, p in procs.items()}
         for round_no in range(1, rounds + 1):
             for variant in variants:
                 server = procs[variant.script]
-                rate = measure_flood(server.port, variant.path, warmup, duration)
+                rate, cpu_us = measure_flood(server, variant.path, warmup, duration)
                 samples[variant.label].append(rate)
+                cpu_samples[variant.label].append(cpu_us)
                 stats = stats_clients[variant.script]
                 gone = wait_until(lambda s=stats: active_streams(s) == 0, 5.0)  # type: ignore[misc]
                 note = "" if gone else "  (stream still active 5 s after the client left!)"
-                log(f"  round {round_no} {variant.label:24} {rate:10.0f} events/s{note}")
+                log(
+                    f"  round {round_no} {variant.label:24} {rate:10.0f} events/s,"
+                    f" server CPU {cpu_us:5.2f} us/event{note}"
+                )
         for client in stats_clients.values():
             client.close()
-    bare_med = median(samples[variants[0].label])
+    base = variants[0].label
+    bare_med = median(samples[base])
+    bare_cpu = median(cpu_samples[base])
     rows = []
+    summary: dict[str, dict[str, float]] = {}
     for variant in variants:
         med = median(samples[variant.label])
         r = ratio(med, bare_med)
+        paired = paired_ratio(samples[variant.label], samples[base])
+        cpu = median(cpu_samples[variant.label])
         rows.append(
             [
                 variant.label,
                 f"{med:.0f}",
                 f"{r:.2f}x",
+                f"{paired:.2f}x",
                 "" if variant.server_name == "bare" else verdict(r, FLOOD_TARGET),
+                f"{cpu:.2f}",
+                f"{ratio(bare_cpu, cpu):.2f}x",
             ]
         )
+        summary[variant.label] = {
+            "events_s": med,
+            "ratio": r,
+            "paired_ratio": paired,
+            "cpu_us_per_event": cpu,
+        }
     log("")
-    log(f"(a) SSE events/s on one stream, median of {rounds} rounds of {duration:g} s")
-    log(table(["server GET path", "events/s", "vs bare", f">= {FLOOD_TARGET}x"], rows))
-    return {"samples": samples, "bare_median": bare_med}
+    log(
+        f"(a) SSE events/s on one stream, median of {rounds} rounds of {duration:g} s"
+        f" (ratios against {base})"
+    )
+    log(
+        table(
+            [
+                "server GET path",
+                "events/s",
+                "vs bare",
+                "paired",
+                f">= {FLOOD_TARGET}x",
+                "server CPU us/event",
+                "CPU bare/this",
+            ],
+            rows,
+        )
+    )
+    return {"samples": samples, "cpu_us_per_event": cpu_samples, "summary": summary}
 
 
 # --------------------------------------------------------------------------------------
@@ -467,7 +513,7 @@ def bench_ttfb(variants: list[Variant], requests: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="flood,idle,close,ttfb")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds for flood")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds for flood")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per flood run")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before counting")
     parser.add_argument("--streams", type=int, default=5000, help="idle streams")
@@ -496,6 +542,7 @@ def main() -> int:
         results["flood"] = bench_flood(
             pick(
                 Variant("bare /sse", BARE, "/sse"),
+                Variant("bare /sse-h11 (h11 framing)", BARE, "/sse-h11"),
                 Variant("trio-h3 /sse (callback)", H3, "/sse"),
                 Variant("trio-h3 /sse-inline", H3, "/sse-inline"),
             ),

@@ -175,9 +175,7 @@ async def test_echo_text_and_binary_with_trio_websocket(nursery: trio.Nursery) -
 async def test_one_mebibyte_message_round_trips(nursery: trio.Nursery) -> None:
     port = await start_server(nursery, echo)
     payload = os.urandom(1 << 20)
-    async with open_websocket_url(
-        f"ws://127.0.0.1:{port}/ws", max_message_size=2 << 20
-    ) as client:
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws", max_message_size=2 << 20) as client:
         await client.send_message(payload)
         assert await client.get_message() == payload
 
@@ -620,7 +618,8 @@ async def test_abrupt_disconnect_cancels_a_handler_not_reading(nursery: trio.Nur
     await read_until(stream, b"\r\n\r\n")
     with trio.fail_after(5):
         await accepted.wait()
-    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    linger_zero = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
     await stream.aclose()  # RST, no close frame
     with trio.fail_after(5):
         await cancelled.wait()
@@ -704,5 +703,5 @@ async def test_500_connect_close_cycles_leave_nothing_behind(nursery: trio.Nurse
     with trio.fail_after(10):
         while _count_tasks() > tasks_before or _count_fds() > fds_before:
             await trio.sleep(0.01)
-    assert _count_tasks() == tasks_before
-    assert _count_fds() == fds_before
+    assert _count_tasks() <= tasks_before
+    assert _count_fds() <= fds_before

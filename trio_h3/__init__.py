@@ -14,6 +14,7 @@
 """
 
 from .app import H3, Middleware, Next, Route
+from .broadcast import Broadcast
 from .errors import ClientDisconnected, HTTPError, StreamClosed
 from .event import URL, Address, H3Event, QueryParams
 from .headers import Headers
@@ -36,6 +37,7 @@ __all__ = [
     "H3",
     "URL",
     "Address",
+    "Broadcast",
     "ClientDisconnected",
     "CloseReason",
     "H3Event",

@@ -79,6 +79,14 @@ class _ScopedMiddleware:
     middleware: Middleware
 
 
+def _add_event_headers(response: Response, event: H3Event) -> None:
+    # Headers set on the event before the error (CORS, Set-Cookie) still apply to the
+    # error response; its own Content-Type and framing stay.
+    for name, value in event.response_headers.raw:
+        if name not in (b"content-type", b"content-length", b"transfer-encoding"):
+            response.headers.raw.append((name, value))
+
+
 class H3:
     """An application: routes, middleware, hooks and a lifespan.
 
@@ -290,6 +298,7 @@ class H3:
                 response = to_response(value, event.status, event.response_headers)
         except Exception as exc:
             response = await self._handle_error(event, exc)
+            _add_event_headers(response, event)
         if self.on_response is not None:
             try:
                 replacement = await _maybe_await(self.on_response(event, response))

@@ -166,6 +166,11 @@ class H3Event:
     ) -> None:
         self.method = method
         raw_path, _, query = target.partition(b"?")
+        if raw_path[:1] != b"/" and b"://" in raw_path:
+            # absolute-form (``GET http://host/path``, RFC 9112 3.2.2): route on the path.
+            rest = raw_path.partition(b"://")[2]
+            slash = rest.find(b"/")
+            raw_path = rest[slash:] if slash >= 0 else b"/"
         #: The path as sent, still percent-encoded (what the router matches on).
         self.raw_path = raw_path.decode("latin-1")
         self.path = unquote(self.raw_path) if "%" in self.raw_path else self.raw_path

@@ -215,6 +215,10 @@ class _ObservedWSConnection(WSConnection):
         self._session = session
 
     def send(self, event: Event) -> bytes:
+        if self._session._stream_broken:
+            # A cancelled send may have left half a frame on the wire: no frame after
+            # it could be parsed, so nothing more is written (not even a close frame).
+            raise ConnectionClosed(CloseReason(1006, "a send was interrupted"))
         data = super().send(event)
         if isinstance(event, CloseConnection):
             self._session._on_close_sent(event.code, event.reason or "")
@@ -233,6 +237,35 @@ class _ObservedWSConnection(WSConnection):
             elif isinstance(event, TextMessage | BytesMessage) and event.message_finished:
                 self._session._messages_parsed += 1
             yield event
+
+
+class _GuardedStream(trio.abc.Stream):
+    """The connection's stream as trio-websocket sees it: a cancelled write ends it.
+
+    trio-websocket cancels nothing itself, but the session does (keepalive timeouts,
+    shutdown, a handler cancelled mid-``send``), and a frame cut short would make every
+    later frame (even a close frame) garbage to the client.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, session: WebSocket) -> None:
+        self.stream = stream
+        self._session = session
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.stream.send_all(data)
+        except trio.Cancelled:
+            await self._session._interrupted_send()
+            raise
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
 
 
 def _header_pairs(
@@ -299,7 +332,7 @@ class WebSocket:
         self._shutdown_grace = shutdown_grace
         self._wsproto = _ObservedWSConnection(self)
         self._conn = WebSocketConnection(
-            stream,
+            _GuardedStream(stream, self),
             self._wsproto,
             message_queue_size=options.message_queue_size,
             max_message_size=options.max_message_size,
@@ -327,6 +360,7 @@ class WebSocket:
         self._handler_failed = False
         self._error_response: HTTPError | None = None
         self._shutdown_deadline = float("inf")
+        self._stream_broken = False
 
     def __repr__(self) -> str:
         return f"<WebSocket {self._handshake} close_code={self.close_code!r}>"
@@ -526,6 +560,14 @@ class WebSocket:
             raise
 
     # ------------------------------------------------------------------ close bookkeeping
+
+    async def _interrupted_send(self) -> None:
+        """A write was cancelled, possibly mid-frame: the connection cannot go on."""
+        self._stream_broken = True
+        self._record_end(1006, "a send was interrupted", "abort")
+        self._arm_handler_cancel()
+        with trio.CancelScope(shield=True):
+            await self._close_stream()
 
     def _record_end(self, code: int, reason: str, kind: str) -> None:
         if self.close_code is None:

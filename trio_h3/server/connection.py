@@ -52,8 +52,12 @@ def _reason(status: int) -> bytes:
     return reason
 
 
-class _Close(Exception):
-    """Internal: stop serving this connection (after whatever was already answered)."""
+def _head_size(request: h11.Request) -> int:
+    """The size of a request head as sent, give or take optional whitespace."""
+    size = len(request.method) + len(request.target) + 14  # " ", " HTTP/1.1\r\n", "\r\n"
+    for name, value in request.headers:
+        size += len(name) + len(value) + 4  # ": " and "\r\n"
+    return size
 
 
 class HTTPConnection:
@@ -97,18 +101,17 @@ class HTTPConnection:
 
     async def run(self) -> None:
         """Serve requests until the connection is done; always closes the stream."""
+        # Trio wraps errors leaving a nursery in an ExceptionGroup, hence except*: a
+        # client that vanished is routine (debug), anything else is our bug (error).
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                try:
-                    await self._serve()
-                except _Close:
-                    pass
+                await self._serve()
                 nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
             logger.debug("client %s went away", self.client)
-        except Exception:
-            logger.exception("connection from %s failed", self.client)
+        except* Exception as group:
+            logger.error("connection from %s failed", self.client, exc_info=group)
         finally:
             if not self._handed_off:
                 await self._close()
@@ -149,10 +152,11 @@ class HTTPConnection:
                         # Part of a head is here: from now on the whole head must
                         # arrive within request_head_timeout (slowloris).
                         waiting_idle = False
-                        self.idle_scope = trio.CancelScope(
-                            deadline=trio.current_time() + options.request_head_timeout
-                        )
+                        deadline = trio.current_time() + options.request_head_timeout
                     data = None
+                    # A fresh scope per read (a scope can be entered only once), all
+                    # with the same deadline; the server cancels it to end an idle wait.
+                    self.idle_scope = trio.CancelScope(deadline=deadline)
                     with self.idle_scope:
                         data = await self.stream.receive_some(RECEIVE_SIZE)
                     if data is None:
@@ -161,12 +165,17 @@ class HTTPConnection:
                         return None
                     if waiting_idle and data:
                         waiting_idle = False
-                        self.idle_scope = trio.CancelScope(
-                            deadline=trio.current_time() + options.request_head_timeout
-                        )
+                        deadline = trio.current_time() + options.request_head_timeout
                     self.h11.receive_data(data)
                     continue
                 if isinstance(event, h11.Request):
+                    # h11 bounds only an incomplete head; one that arrived whole in a
+                    # single read can be larger than the limit.
+                    if _head_size(event) > options.max_header_size:
+                        await self._send_error(
+                            HTTPError(431, "Request header fields too large")
+                        )
+                        return None
                     return event
                 # ConnectionClosed, or anything else between requests: we are done.
                 return None
@@ -315,7 +324,8 @@ class HTTPConnection:
             return b""
         h = self.h11
         if h.they_are_waiting_for_100_continue:
-            await self._send_all(h.send(h11.InformationalResponse(status_code=100)) or b"")
+            interim = h11.InformationalResponse(status_code=100, headers=[])
+            await self._send_all(h.send(interim) or b"")
         while True:
             try:
                 event = h.next_event()

@@ -1,0 +1,123 @@
+"""Run Autobahn|Testsuite's fuzzingclient cases (via kosoku) against the echo example.
+
+``python tests/autobahn/run.py [--parallelism N] [--include 1.*] [--outdir DIR]``
+
+Starts ``examples/websocket_echo.py`` on a free loopback port with the keepalive ping
+off (Autobahn ends a case on an unprompted ping) and a 64 MiB message limit (the 9.x
+cases send 16 MiB), runs every case with kosoku, reads Autobahn's ``index.json`` report
+and prints the OK / NON-STRICT / INFORMATIONAL / UNIMPLEMENTED / FAILED counts.
+Exit status 1 if any case FAILED (or could not run), or a closing handshake failed.
+UNIMPLEMENTED is permessage-deflate (cases 12.x and 13.x), which trio-websocket does
+not negotiate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD_BEHAVIOR = {"FAILED", "ERROR"}
+BAD_CLOSE = {"FAILED", "UNCLEAN", "WRONG CODE", "FAILED BY CLIENT"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"echo server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("echo server did not start listening")
+
+
+def summarise(outdir: Path) -> tuple[collections.Counter[str], list[str]]:
+    """Counts of each behaviour, and the case ids that failed, from Autobahn's index.json."""
+    index = json.loads((outdir / "index.json").read_text())
+    counts: collections.Counter[str] = collections.Counter()
+    failed: list[str] = []
+    for cases in index.values():
+        for case_id, result in cases.items():
+            counts[result["behavior"]] += 1
+            if result["behavior"] in BAD_BEHAVIOR or result["behaviorClose"] in BAD_CLOSE:
+                failed.append(f"{case_id} {result['behavior']} / {result['behaviorClose']}")
+    return counts, failed
+
+
+def run(parallelism: int = 8, include: list[str] | None = None, outdir: Path | None = None) -> int:
+    kosoku = shutil.which("kosoku")
+    if kosoku is None:
+        print("kosoku is not installed: pip install kosoku", file=sys.stderr)
+        return 2
+    port = free_port()
+    env = {**os.environ, "TRIO_H3_WS_PING": "0", "TRIO_H3_WS_MAX_SIZE": str(64 << 20)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "websocket_echo.py"), str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    report_dir = outdir or Path(tempfile.mkdtemp(prefix="autobahn-"))
+    try:
+        wait_listening(port, server)
+        command = [kosoku, f"127.0.0.1:{port}", "-p", str(parallelism), "-o", str(report_dir)]
+        for pattern in include or []:
+            command += ["-i", pattern]
+        # kosoku exits 1 when a case fails; the report is written either way.
+        subprocess.run(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        try:
+            _out, err = server.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _out, err = server.communicate()
+    counts, failed = summarise(report_dir)
+    order = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED", "ERROR"]
+    summary = " ".join(f"{name}={counts.get(name, 0)}" for name in order)
+    print(summary, f"total={sum(counts.values())}")
+    print(f"report: {report_dir}/index.html")
+    if b"Traceback" in (err or b""):
+        print("the echo server logged a traceback:\n" + err.decode(errors="replace"))
+        failed.append("server traceback")
+    for line in failed:
+        print("FAILED", line)
+    return 1 if failed else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parallelism", "-p", type=int, default=8)
+    parser.add_argument("--include", "-i", action="append")
+    parser.add_argument("--outdir", "-o", type=Path)
+    args = parser.parse_args()
+    raise SystemExit(run(args.parallelism, args.include, args.outdir))
+
+
+if __name__ == "__main__":
+    main()

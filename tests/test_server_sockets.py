@@ -1,0 +1,348 @@
+"""serve() on real sockets (127.0.0.1, port 0), with httpx and a raw h11 client."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import h11
+import httpx
+import pytest
+import trio
+import trustme
+from conftest import RunningServer, RunServer
+from rawhttp import parse_responses, read_until_eof, request_bytes
+
+from trio_h3 import H3, H3Event
+
+# Every test is bounded: a hang is a failure, not a stuck CI job.
+TIMEOUT = 10
+
+
+def make_app() -> H3:
+    app = H3()
+
+    @app.get("/")
+    async def index(event: H3Event) -> str:
+        return "hello"
+
+    @app.get("/whoami")
+    async def whoami(event: H3Event) -> dict[str, object]:
+        assert event.client is not None
+        return {
+            "scheme": event.url.scheme,
+            "client": event.client.host,
+            "port": event.client.port,
+            "version": event.http_version,
+        }
+
+    @app.post("/upload")
+    async def upload(event: H3Event) -> dict[str, int]:
+        return {"received": len(await event.body())}
+
+    return app
+
+
+class RawClient:
+    """A minimal h11 client over one TCP connection."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.conn = h11.Connection(h11.CLIENT)
+
+    @classmethod
+    async def connect(cls, server: RunningServer) -> RawClient:
+        return cls(await trio.open_tcp_stream(server.host, server.port))
+
+    async def send(self, *events: h11.Event) -> None:
+        data = b"".join(self.conn.send(e) or b"" for e in events)
+        await self.stream.send_all(data)
+
+    async def next_event(self) -> h11.Event:
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                self.conn.receive_data(await self.stream.receive_some(65536))
+                continue
+            return event  # type: ignore[return-value]
+
+    async def response(self) -> tuple[h11.Response, bytes]:
+        head = None
+        body = bytearray()
+        while True:
+            event = await self.next_event()
+            if isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                return head, bytes(body)
+            elif isinstance(event, h11.InformationalResponse):
+                continue
+            else:
+                raise AssertionError(f"unexpected {event!r}")
+
+    async def get(self, target: str, method: str = "GET") -> tuple[h11.Response, bytes]:
+        await self.send(
+            h11.Request(method=method, target=target, headers=[("host", "127.0.0.1")]),
+            h11.EndOfMessage(),
+        )
+        result = await self.response()
+        self.conn.start_next_cycle()
+        return result
+
+
+async def test_httpx_keep_alive_reuses_one_connection(running_server: RunServer) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app()) as server:
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                first = await client.get("/whoami")
+                second = await client.get("/whoami")
+                assert first.status_code == second.status_code == 200
+                assert first.json()["client"] == "127.0.0.1"
+                # Same client port: the TCP connection was reused.
+                assert first.json()["port"] == second.json()["port"]
+                assert first.headers["server"] == "trio-h3"
+                assert "date" in first.headers
+                r = await client.post("/upload", json={"x": "y" * 1000})
+                assert r.json() == {"received": len(b'{"x":"') + 1000 + 2}
+
+
+async def test_raw_h11_keep_alive_and_head(running_server: RunServer) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app()) as server:
+            client = await RawClient.connect(server)
+            for _ in range(3):
+                head, body = await client.get("/")
+                assert (head.status_code, body) == (200, b"hello")
+            head, body = await client.get("/", method="HEAD")
+            assert head.status_code == 200
+            assert body == b""
+            assert dict(head.headers)[b"content-length"] == b"5"
+            head, body = await client.get("/missing")
+            assert head.status_code == 404
+            await client.stream.aclose()
+
+
+async def test_pipelining_over_a_socket(running_server: RunServer) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app()) as server:
+            stream = await trio.open_tcp_stream(server.host, server.port)
+            data = (
+                request_bytes("GET", "/")
+                + request_bytes("POST", "/upload", body=b"12345")
+                + request_bytes("HEAD", "/")
+                + request_bytes("GET", "/", [("connection", "close")])
+            )
+            await stream.send_all(data)
+            responses, clean = parse_responses(
+                await read_until_eof(stream), ["GET", "POST", "HEAD", "GET"]
+            )
+            assert [r.status for r in responses] == [200, 200, 200, 200]
+            assert [r.body for r in responses] == [b"hello", b'{"received":5}', b"", b"hello"]
+            assert clean
+            await stream.aclose()
+
+
+async def test_http_1_0_over_a_socket(running_server: RunServer) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app()) as server:
+            stream = await trio.open_tcp_stream(server.host, server.port)
+            await stream.send_all(b"GET /whoami HTTP/1.0\r\n\r\n")
+            [response], clean = parse_responses(await read_until_eof(stream), ["GET"])
+            assert response.status == 200
+            assert response.http_version == "1.1"
+            assert response.json()["version"] == "1.0"
+            assert clean
+            await stream.aclose()
+
+
+async def test_expect_100_continue_over_a_socket(running_server: RunServer) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app()) as server:
+            client = await RawClient.connect(server)
+            await client.send(
+                h11.Request(
+                    method="POST",
+                    target="/upload",
+                    headers=[
+                        ("host", "127.0.0.1"),
+                        ("content-length", "6"),
+                        ("expect", "100-continue"),
+                    ],
+                )
+            )
+            interim = await client.next_event()
+            assert isinstance(interim, h11.InformationalResponse)
+            assert interim.status_code == 100
+            await client.send(h11.Data(data=b"abcdef"), h11.EndOfMessage())
+            head, body = await client.response()
+            assert (head.status_code, body) == (200, b'{"received":6}')
+            await client.stream.aclose()
+
+
+async def test_chunked_upload_over_a_socket(running_server: RunServer) -> None:
+    async def pieces() -> object:
+        for _ in range(10):
+            yield b"x" * 1000
+
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app()) as server:
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                r = await client.post("/upload", content=pieces())  # type: ignore[arg-type]
+                assert r.json() == {"received": 10_000}
+                assert r.request.headers["transfer-encoding"] == "chunked"
+
+
+async def test_bad_input_over_sockets_keeps_the_server_serving(
+    running_server: RunServer,
+) -> None:
+    cases = [
+        (b"\x16\x03\x01garbage-that-is-not-http\r\n\r\n", 400),
+        (request_bytes("GET", "/", [("x-big", "a" * 20_000)]), 431),
+        (
+            request_bytes("POST", "/upload", [("transfer-encoding", "chunked")])
+            + (b"400\r\n" + b"z" * 0x400 + b"\r\n") * 8
+            + b"0\r\n\r\n",
+            413,
+        ),
+        (request_bytes("POST", "/upload", body=b"q" * 5000), 413),
+    ]
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app(), max_body_size=4096) as server:
+            for data, status in cases:
+                stream = await trio.open_tcp_stream(server.host, server.port)
+                await stream.send_all(data)
+                [response], clean = parse_responses(await read_until_eof(stream), ["POST"])
+                assert response.status == status
+                assert response.json()["status"] == status
+                assert response.headers["connection"] == "close"
+                assert clean
+                await stream.aclose()
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                assert (await client.get("/")).text == "hello"
+
+
+async def test_graceful_shutdown_lets_the_request_in_flight_finish(
+    running_server: RunServer,
+) -> None:
+    app = make_app()
+    entered = trio.Event()
+    release = trio.Event()
+
+    @app.get("/work")
+    async def work(event: H3Event) -> str:
+        entered.set()
+        await release.wait()
+        return "finished"
+
+    results: list[httpx.Response] = []
+    with trio.fail_after(TIMEOUT):
+        async with running_server(app, shutdown_timeout=TIMEOUT) as server:
+            async with httpx.AsyncClient(base_url=server.url) as client, trio.open_nursery() as n:
+
+                async def in_flight() -> None:
+                    results.append(await client.get("/work"))
+
+                n.start_soon(in_flight)
+                await entered.wait()
+                server.stop()
+                await trio.testing.wait_all_tasks_blocked()
+                # The listener is closed: new connections are refused...
+                with pytest.raises(OSError):
+                    await trio.open_tcp_stream(server.host, server.port)
+                assert not server.stopped.is_set()
+                # ...while the request in flight still completes.
+                release.set()
+            with trio.fail_after(TIMEOUT):
+                await server.stopped.wait()
+    [response] = results
+    assert response.status_code == 200
+    assert response.text == "finished"
+    assert response.headers["connection"] == "close"
+
+
+async def test_shutdown_timeout_cancels_a_stuck_handler(running_server: RunServer) -> None:
+    app = make_app()
+    entered = trio.Event()
+    cancelled: list[bool] = []
+
+    @app.get("/stuck")
+    async def stuck(event: H3Event) -> str:
+        entered.set()
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            cancelled.append(True)
+            raise
+        return "never"
+
+    with trio.fail_after(TIMEOUT):
+        async with running_server(app, shutdown_timeout=0.05) as server:
+            stream = await trio.open_tcp_stream(server.host, server.port)
+            await stream.send_all(request_bytes("GET", "/stuck"))
+            await entered.wait()
+            start = trio.current_time()
+            server.stop()
+            # The client sees the connection closed without a response.
+            assert await read_until_eof(stream) == b""
+            await stream.aclose()
+            await server.stopped.wait()
+            assert trio.current_time() - start < TIMEOUT / 2
+    assert cancelled == [True]
+
+
+async def test_idle_keep_alive_connections_close_at_shutdown(running_server: RunServer) -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running_server(make_app()) as server:
+            client = await RawClient.connect(server)
+            head, _ = await client.get("/")
+            assert head.status_code == 200
+            server.stop()
+            # An idle connection is closed at once, without waiting for keep_alive_timeout.
+            assert await read_until_eof(client.stream) == b""
+            await client.stream.aclose()
+            await server.stopped.wait()
+
+
+async def test_tls_with_trustme(running_server: RunServer, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile = tmp_path / "cert.pem"
+    keyfile = tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(keyfile))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(certfile), append=True)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with trio.fail_after(TIMEOUT):
+        async with running_server(
+            make_app(), ssl_certfile=str(certfile), ssl_keyfile=str(keyfile)
+        ) as server:
+            url = f"https://127.0.0.1:{server.port}"
+            async with httpx.AsyncClient(base_url=url, verify=context) as client:
+                r = await client.get("/whoami")
+                assert r.status_code == 200
+                assert r.json()["scheme"] == "https"
+                r2 = await client.get("/whoami")
+                assert r2.json()["port"] == r.json()["port"]
+            # Plain HTTP to the TLS port is not served.
+            async with httpx.AsyncClient(base_url=server.url) as plain:
+                with pytest.raises(httpx.HTTPError):
+                    await plain.get("/")
+            # The server is unharmed by the failed handshake.
+            async with httpx.AsyncClient(base_url=url, verify=context) as client:
+                assert (await client.get("/")).text == "hello"
+
+
+async def test_two_servers_in_one_process(running_server: RunServer) -> None:
+    one, two = make_app(), H3()
+    two.get("/", lambda e: "two")
+    with trio.fail_after(TIMEOUT):
+        async with running_server(one) as a, running_server(two) as b:
+            assert a.port != b.port
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(a.url)).text == "hello"
+                assert (await client.get(b.url)).text == "two"

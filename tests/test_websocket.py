@@ -1,0 +1,93 @@
+"""Pure parts of trio_h3.websocket: the handshake check and the options."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_h3.errors import HTTPError
+from trio_h3.websocket import WebSocketClosed, WebSocketOptions, check_upgrade_request
+
+KEY = base64.b64encode(b"0123456789abcdef")
+GOOD = [
+    (b"host", b"example.com"),
+    (b"upgrade", b"websocket"),
+    (b"connection", b"keep-alive, Upgrade"),
+    (b"sec-websocket-key", KEY),
+    (b"sec-websocket-version", b"13"),
+]
+
+
+def without(name: bytes) -> list[tuple[bytes, bytes]]:
+    return [(n, v) for n, v in GOOD if n != name]
+
+
+def status_of(method: str, headers: list[tuple[bytes, bytes]]) -> int | None:
+    try:
+        check_upgrade_request(method, headers)
+    except HTTPError as err:
+        return err.status
+    return None
+
+
+def test_valid_handshake_passes() -> None:
+    assert status_of("GET", GOOD) is None
+    assert status_of("GET", [*without(b"upgrade"), (b"upgrade", b"WebSocket")]) is None
+
+
+def test_plain_request_is_426_with_upgrade_header() -> None:
+    with pytest.raises(HTTPError) as info:
+        check_upgrade_request("GET", [(b"host", b"x")])
+    assert info.value.status == 426
+    assert ("Upgrade", "websocket") in info.value.headers
+    assert status_of("POST", [(b"host", b"x"), (b"upgrade", b"h2c")]) == 426
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("POST", GOOD),
+        ("GET", without(b"connection")),
+        ("GET", without(b"sec-websocket-key")),
+        ("GET", without(b"sec-websocket-version")),
+        ("GET", without(b"host")),
+        ("GET", [*without(b"sec-websocket-version"), (b"sec-websocket-version", b"8")]),
+        ("GET", [*without(b"sec-websocket-key"), (b"sec-websocket-key", b"not base64!")]),
+        ("GET", [*without(b"sec-websocket-key"), (b"sec-websocket-key", b"c2hvcnQ=")]),
+        ("GET", [*GOOD, (b"sec-websocket-key", KEY)]),
+    ],
+)
+def test_bad_handshakes_are_400(method: str, headers: list[tuple[bytes, bytes]]) -> None:
+    assert status_of(method, headers) == 400
+
+
+def test_wrong_version_names_the_supported_one() -> None:
+    headers = [*without(b"sec-websocket-version"), (b"sec-websocket-version", b"8")]
+    with pytest.raises(HTTPError) as info:
+        check_upgrade_request("GET", headers)
+    assert ("Sec-WebSocket-Version", "13") in info.value.headers
+
+
+@given(st.lists(st.tuples(st.binary(max_size=20), st.binary(max_size=40)), max_size=8))
+def test_arbitrary_headers_give_pass_or_http_error(headers: list[tuple[bytes, bytes]]) -> None:
+    assert status_of("GET", headers) in (None, 400, 426)
+
+
+def test_options_defaults_and_validation() -> None:
+    options = WebSocketOptions()
+    assert (options.ping_interval, options.ping_timeout) == (20.0, 20.0)
+    assert options.max_message_size == 1 << 20
+    assert options.message_queue_size == 1
+    assert WebSocketOptions(ping_interval=None).ping_interval is None
+    for bad in ({"ping_interval": 0}, {"ping_timeout": -1}, {"max_message_size": 0}):
+        with pytest.raises(ValueError):
+            WebSocketOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_websocket_closed_carries_code_and_reason() -> None:
+    exc = WebSocketClosed(4001, "bye")
+    assert (exc.code, exc.close_reason) == (4001, "bye")
+    assert exc.reason is not None and exc.reason.name == "PRIVATE_RESERVED"
