@@ -19,15 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 HOST = "127.0.0.1"
 SERVER_CORE = 0
 CLIENT_CORE = 1
+T = TypeVar("T")
 
 
 def log(message: str) -> None:
@@ -152,6 +154,79 @@ class StealMeter:
         steal, total = cpu_times(self.core)
         d_total = total - self.begin[1]
         return (steal - self.begin[0]) / d_total if d_total > 0 else 0.0
+
+
+def busy_seconds() -> float:
+    """CPU time spent busy on all cores so far (everything but idle and iowait)."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]
+    steal = values[7] if len(values) > 7 else 0
+    return (sum(values[:8]) - idle - steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (wrk, ws_client)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+class LoadMeter:
+    """How much CPU something else on the machine used while we measured.
+
+    `other` is in cores: busy time of all cores minus the server's and our own (and our
+    children's) CPU time, divided by the wall time. A concurrent test run shows up here.
+    """
+
+    def __init__(self, *server_pids: int) -> None:
+        self.server_pids = server_pids
+        self.wall = time.monotonic()
+        self.busy = busy_seconds()
+        self.own = own_cpu_seconds()
+        self.servers = self._servers()
+
+    def _servers(self) -> float:
+        return sum(proc_cpu_seconds(pid) for pid in self.server_pids)
+
+    def other(self) -> float:
+        wall = time.monotonic() - self.wall
+        busy = busy_seconds() - self.busy
+        own = own_cpu_seconds() - self.own
+        servers = self._servers() - self.servers
+        return max(0.0, (busy - own - servers) / wall) if wall > 0 else 0.0
+
+
+def wait_for_quiet(max_wait: float = 60.0, threshold: float = 0.15) -> float:
+    """Wait (bounded) until the machine is idle; return the last load seen, in cores."""
+    deadline = time.monotonic() + max_wait
+    load = 0.0
+    while True:
+        start = busy_seconds()
+        time.sleep(0.5)
+        load = (busy_seconds() - start) / 0.5
+        if load < threshold or time.monotonic() >= deadline:
+            return load
+        time.sleep(0.5)
+
+
+OTHER_LOAD_LIMIT = 0.15  # cores; a run measured under more foreign load than this is redone
+
+
+def guarded(run: Callable[[], T], server_pid: int, attempts: int = 3) -> tuple[T, float]:
+    """Run one measurement on a quiet machine; redo it (bounded) if something else ran.
+
+    Returns the result and the foreign load (cores) seen during the accepted attempt.
+    """
+    for attempt in range(1, attempts + 1):
+        wait_for_quiet(max_wait=20.0)
+        meter = LoadMeter(server_pid)
+        result = run()
+        other = meter.other()
+        if other <= OTHER_LOAD_LIMIT or attempt == attempts:
+            return result, other
+        log(f"    (redone: {other:.2f} cores of other load during attempt {attempt})")
+    raise AssertionError("unreachable")
 
 
 def proc_rss_kib(pid: int) -> int:

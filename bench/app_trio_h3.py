@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from trio_h3 import H3, H3Event, SSEWriter, serve
+from trio_h3.websocket import WebSocket  # not re-exported from trio_h3 (yet)
 
 SSE_DATA = "12345"  # encodes to b"data: 12345\n\n", the bare server's pre-formatted event
 FIRST_DATA = "hello"
@@ -128,10 +129,13 @@ async def first_inline(event: H3Event) -> None:
 # -- WebSocket echo -----------------------------------------------------------------------
 
 
-@app.ws("/echo")
-async def echo(ws: Any) -> None:
+async def echo(ws: WebSocket) -> None:
     async for message in ws:
         await ws.send(message)
+
+
+# The plain-call form: H3.ws() is typed as returning Any, which would untype a decorated def.
+app.ws("/echo", echo)
 
 
 def raise_nofile() -> None:

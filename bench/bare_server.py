@@ -27,6 +27,7 @@ import resource
 import signal
 import time
 from http import HTTPStatus
+from importlib.metadata import version
 from wsgiref.handlers import format_date_time
 
 import h11
@@ -34,7 +35,7 @@ import trio
 
 MAX_RECV = 2**16
 TIMEOUT = 10.0
-SERVER_HEADER = f"bare-trio-h11/{h11.__version__}".encode("ascii")
+SERVER_HEADER = f"bare-trio-h11/{version('h11')}".encode("ascii")
 SSE_EVENT = b"data: 12345\n\n"
 # The whole chunk, framed once: the raw loop writes these bytes and nothing else.
 SSE_CHUNK = b"%x\r\n%b\r\n" % (len(SSE_EVENT), SSE_EVENT)

@@ -24,6 +24,7 @@ from _harness import (
     ServerProcess,
     StealMeter,
     ensure_wrk,
+    guarded,
     log,
     median,
     paired_ratio,
@@ -51,18 +52,25 @@ class WrkResult:
     errors: str
     server_cpu_us_per_request: float = float("nan")
     steal: float = 0.0
+    other_load: float = 0.0
 
 
 def measure(
     wrk: str, server: ServerProcess, path: str, duration: float, connections: int
 ) -> WrkResult:
     """One wrk run against `server`, with the server's CPU time per request."""
-    cpu_before = server.cpu_seconds()
-    steal = StealMeter()
-    result = run_wrk(wrk, server.port, path, duration, connections)
-    result.steal = steal.stop()
-    cpu = server.cpu_seconds() - cpu_before
-    result.server_cpu_us_per_request = cpu * 1e6 / max(1.0, result.requests_per_s * duration)
+
+    def once() -> WrkResult:
+        cpu_before = server.cpu_seconds()
+        steal = StealMeter()
+        result = run_wrk(wrk, server.port, path, duration, connections)
+        result.steal = steal.stop()
+        cpu = server.cpu_seconds() - cpu_before
+        result.server_cpu_us_per_request = cpu * 1e6 / max(1.0, result.requests_per_s * duration)
+        return result
+
+    result, other = guarded(once, server.pid)
+    result.other_load = other
     return result
 
 
@@ -154,7 +162,8 @@ def main() -> int:
                     log(
                         f"  round {round_no} GET {path:10} {name:8}"
                         f" {result.requests_per_s:10.0f} req/s,"
-                        f" server CPU {cpu_us:6.1f} us/req, steal {result.steal:4.0%}{flag}"
+                        f" server CPU {cpu_us:6.1f} us/req, steal {result.steal:4.0%},"
+                        f" other load {result.other_load:.2f} cores{flag}"
                     )
         for name, server in servers.items():
             if server.proc.poll() is not None:

@@ -14,18 +14,21 @@ Run: python bench/sse_bench.py [--only flood,idle,close,ttfb] [--streams 5000]
 from __future__ import annotations
 
 import argparse
+import functools
 import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from _harness import (
     HOST,
     KeepAliveClient,
+    LoadMeter,
     ServerProcess,
+    guarded,
     log,
     median,
     paired_ratio,
@@ -39,6 +42,7 @@ from _harness import (
     table,
     trio_h3_available,
     verdict,
+    wait_for_quiet,
     write_json,
 )
 
@@ -91,6 +95,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+def no_active_streams(stats: KeepAliveClient) -> bool:
+    return active_streams(stats) == 0
 
 
 def active_streams(stats: KeepAliveClient) -> int:
@@ -159,7 +167,9 @@ def measure_flood(
         sock.close()
 
 
-def bench_flood(variants: list[Variant], rounds: int, warmup: float, duration: float) -> dict:
+def bench_flood(
+    variants: list[Variant], rounds: int, warmup: float, duration: float
+) -> dict[str, object]:
     samples: dict[str, list[float]] = {v.label: [] for v in variants}
     cpu_samples: dict[str, list[float]] = {v.label: [] for v in variants}
     with servers_for(variants) as procs:
@@ -167,15 +177,18 @@ def bench_flood(variants: list[Variant], rounds: int, warmup: float, duration: f
         for round_no in range(1, rounds + 1):
             for variant in variants:
                 server = procs[variant.script]
-                rate, cpu_us = measure_flood(server, variant.path, warmup, duration)
+                (rate, cpu_us), other = guarded(
+                    functools.partial(measure_flood, server, variant.path, warmup, duration),
+                    server.pid,
+                )
                 samples[variant.label].append(rate)
                 cpu_samples[variant.label].append(cpu_us)
                 stats = stats_clients[variant.script]
-                gone = wait_until(lambda s=stats: active_streams(s) == 0, 5.0)  # type: ignore[misc]
+                gone = wait_until(functools.partial(no_active_streams, stats), 5.0)
                 note = "" if gone else "  (stream still active 5 s after the client left!)"
                 log(
                     f"  round {round_no} {variant.label:24} {rate:10.0f} events/s,"
-                    f" server CPU {cpu_us:5.2f} us/event{note}"
+                    f" server CPU {cpu_us:5.2f} us/event, other load {other:.2f} cores{note}"
                 )
         for client in stats_clients.values():
             client.close()
@@ -305,7 +318,7 @@ def measure_idle(variant: Variant, n: int) -> dict[str, float]:
         return result
 
 
-def bench_idle(variants: list[Variant], n: int) -> dict:
+def bench_idle(variants: list[Variant], n: int) -> Mapping[str, object]:
     results = {v.label: measure_idle(v, n) for v in variants}
     bare = results[variants[0].label]["kib_per_stream"]
     rows = []
@@ -367,13 +380,14 @@ def measure_close_once(server: ServerProcess, path: str, n: int, reset: bool) ->
         stats.close()
 
 
-def bench_close(variants: list[Variant], rounds: int, n: int = 100) -> dict:
+def bench_close(variants: list[Variant], rounds: int, n: int = 100) -> Mapping[str, object]:
     results: dict[str, dict[str, list[float]]] = {}
     with servers_for(variants) as procs:
         for round_no in range(1, rounds + 1):
             for reset in (False, True):
                 for variant in variants:
                     key = f"{variant.label} {'RST' if reset else 'FIN'}"
+                    wait_for_quiet(max_wait=20.0)
                     one = measure_close_once(procs[variant.script], variant.path, n, reset)
                     entry = results.setdefault(key, {"tasks_ms": [], "fds_ms": [], "all_ms": []})
                     entry["tasks_ms"].append(one["tasks_ms"])
@@ -471,16 +485,19 @@ class FirstEventClient:
             self.sock = None
 
 
-def bench_ttfb(variants: list[Variant], requests: int) -> dict:
+def bench_ttfb(variants: list[Variant], requests: int) -> Mapping[str, object]:
     samples: dict[str, list[float]] = {v.label: [] for v in variants}
     with servers_for(variants) as procs:
         clients = {v.label: FirstEventClient(procs[v.script].port, v.path) for v in variants}
         for client in clients.values():  # warm-up
             for _ in range(50):
                 client.once()
+        wait_for_quiet(max_wait=20.0)
+        meter = LoadMeter(*(p.pid for p in procs.values()))
         for _ in range(requests):
             for variant in variants:
                 samples[variant.label].append(clients[variant.label].once() * 1000)
+        other = meter.other()
         for client in clients.values():
             client.close()
     rows = []
@@ -499,7 +516,7 @@ def bench_ttfb(variants: list[Variant], requests: int) -> dict:
     log("")
     log(
         f"(d) request -> first event byte, {requests} sequential requests per route"
-        " (interleaved, keep-alive)"
+        f" (interleaved, keep-alive); other load during the run {other:.2f} cores"
     )
     log(table(["server GET path", "median ms", "p99 ms", "vs bare", "connections"], rows))
     return {

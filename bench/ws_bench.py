@@ -11,6 +11,7 @@ Run: python bench/ws_bench.py [--rounds 3] [--duration 5] [--connections 1,100]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -22,8 +23,10 @@ from _harness import (
     HOST,
     ServerProcess,
     child_env,
+    guarded,
     log,
     median,
+    paired_ratio,
     pin_self,
     ratio,
     run_server,
@@ -98,17 +101,22 @@ def main() -> int:
         for round_no in range(1, args.rounds + 1):
             for connections in conn_counts:
                 for position, name in enumerate(order):
-                    result = run_client(
-                        servers[name],
-                        "/echo",
-                        connections,
-                        args.warmup,
-                        args.duration,
-                        args.size,
+                    server = servers[name]
+                    result, other = guarded(
+                        functools.partial(
+                            run_client,
+                            server,
+                            "/echo",
+                            connections,
+                            args.warmup,
+                            args.duration,
+                            args.size,
+                        ),
+                        server.pid,
                     )
-                    rate = float(result["rate"])  # type: ignore[arg-type]
+                    rate = float(str(result["rate"]))
                     samples.setdefault((name, connections, position), []).append(rate)
-                    cpu_us = float(result["server_cpu_us_per_rt"])  # type: ignore[arg-type]
+                    cpu_us = float(str(result["server_cpu_us_per_rt"]))
                     cpu_samples.setdefault((name, connections), []).append(cpu_us)
                     flag = ""
                     if result["error_count"]:
@@ -116,7 +124,8 @@ def main() -> int:
                         errors.append(f"{name} c={connections} round {round_no}{flag}")
                     log(
                         f"  round {round_no} {connections:4} conn {name:8}"
-                        f" {rate:10.0f} round trips/s, server CPU {cpu_us:6.1f} us/rt{flag}"
+                        f" {rate:10.0f} round trips/s, server CPU {cpu_us:6.1f} us/rt,"
+                        f" other load {other:.2f} cores{flag}"
                     )
 
     rows = []
@@ -131,15 +140,24 @@ def main() -> int:
             h3 = samples[("trio-h3", connections, 1)]
             h3_cpu = median(cpu_samples[("trio-h3", connections)])
             r = ratio(median(h3), median(bare_all))
+            paired = paired_ratio(h3, bare_before, samples[("bare", connections, 2)])
             row += [
                 f"{median(h3):.0f}",
                 f"{median(samples[('bare', connections, 2)]):.0f}",
                 f"{r:.2f}x",
+                f"{paired:.2f}x",
                 verdict(r, TARGET),
                 f"{bare_cpu:.1f} / {h3_cpu:.1f}",
                 f"{ratio(bare_cpu, h3_cpu):.2f}x",
             ]
-            entry.update({"trio_h3": h3, "ratio": r, "trio_h3_cpu_us_per_rt": h3_cpu})
+            entry.update(
+                {
+                    "trio_h3": h3,
+                    "ratio": r,
+                    "paired_ratio": paired,
+                    "trio_h3_cpu_us_per_rt": h3_cpu,
+                }
+            )
         rows.append(row)
         results[str(connections)] = entry
     headers = ["connections", "bare rt/s (before)"]
@@ -148,9 +166,10 @@ def main() -> int:
             "trio-h3 rt/s",
             "bare rt/s (after)",
             "trio-h3/bare",
+            "paired",
             f">= {TARGET}x",
             "server CPU us/rt bare / trio-h3",
-            "CPU efficiency bare/trio-h3",
+            "CPU bare/trio-h3",
         ]
     log("")
     log(

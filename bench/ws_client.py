@@ -16,7 +16,9 @@ import trio
 from trio_websocket import open_websocket_url
 
 
-async def run(url: str, connections: int, warmup: float, duration: float, size: int) -> dict:
+async def run(
+    url: str, connections: int, warmup: float, duration: float, size: int
+) -> dict[str, object]:
     message = "x" * size
     counts = [0] * connections
     totals = [0] * connections

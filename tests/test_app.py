@@ -229,8 +229,24 @@ async def test_405_lists_allowed_methods(autojump_clock: MockClock) -> None:
     async with TestClient(app) as client:
         r = await client.delete("/items")
         assert r.status == 405
-        assert r.headers["allow"] == "GET, POST, HEAD"
+        assert r.headers["allow"] == "GET, HEAD, POST"
         assert r.json()["status"] == 405
+
+
+async def test_method_aware_matching_backtracks_to_a_param_route(
+    autojump_clock: MockClock,
+) -> None:
+    app = H3()
+    app.get("/users/me", lambda e: "me")
+    app.post("/users/:id", lambda e: {"created": e.params["id"]})
+    async with TestClient(app) as client:
+        assert (await client.get("/users/me")).text == "me"
+        r = await client.post("/users/me")
+        assert r.status == 200
+        assert r.json() == {"created": "me"}
+        r = await client.delete("/users/me")
+        assert r.status == 405
+        assert r.headers["allow"] == "GET, HEAD, POST"
 
 
 async def test_head_falls_back_to_get_and_sends_no_body(autojump_clock: MockClock) -> None:

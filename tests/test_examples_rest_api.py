@@ -42,7 +42,7 @@ async def test_405_for_a_wrong_method(autojump_clock: MockClock) -> None:
     async with TestClient(create_app(), OPTIONS) as client:
         r = await client.put("/notes/1", json={})
         assert r.status == 405
-        assert r.headers["allow"] == "DELETE, GET, PATCH, HEAD"
+        assert r.headers["allow"] == "DELETE, GET, HEAD, PATCH"
         r = await client.delete("/notes")
         assert r.status == 405
         assert r.headers["allow"] == "GET, POST, HEAD"

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import h11
 import pytest
 import trio
 import trio.testing
@@ -27,7 +28,7 @@ from trio_h3 import (
     SSEWriter,
     StreamClosed,
 )
-from trio_h3.testing import ServerSentEvent, SSEStream, TestClient
+from trio_h3.testing import ServerSentEvent, SSEParser, SSEStream, TestClient
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
@@ -912,16 +913,26 @@ async def test_slow_reader_within_send_timeout_is_kept(autojump_clock: MockClock
 
     app = sse_app(cb, ping_interval=None, send_timeout=5)
     async with TestClient(app, buffer_size=1024) as client:
-        async with client.sse("/events") as stream:
-            events = []
-            while True:
-                await trio.sleep(4)  # slow, but each write completes within 5 s
-                try:
-                    events.append(await stream.next_event())
-                except trio.EndOfChannel:
+        raw = await client.open_stream()
+        await raw.send_all(b"GET /events HTTP/1.1\r\nhost: t\r\n\r\n")
+        reader = h11.Connection(h11.CLIENT)
+        reader.send(h11.Request(method="GET", target="/events", headers=[("host", "t")]))
+        reader.send(h11.EndOfMessage())
+        body = b""
+        while True:
+            await trio.sleep(4)  # slow, but each blocked write completes within 5 s
+            data = await raw.receive_some(65536)
+            reader.receive_data(data)
+            while (h11_event := reader.next_event()) is not h11.NEED_DATA:
+                if isinstance(h11_event, h11.Data):
+                    body += h11_event.data
+                elif isinstance(h11_event, h11.EndOfMessage):
                     break
-    assert len(events) == 20
-    assert_clean_end(stream)
+            if isinstance(h11_event, h11.EndOfMessage) or not data:
+                break
+    assert isinstance(h11_event, h11.EndOfMessage)
+    events = SSEParser().feed(body)
+    assert [e.data for e in events] == [str(i) * 400 for i in range(20)]
 
 
 # -- 8. HEAD ----------------------------------------------------------------------------------
@@ -979,6 +990,9 @@ async def test_shutdown_farewell_then_cancel_after_grace(autojump_clock: MockClo
                 nursery.start_soon(client.shutdown)
                 farewell = await stream.next_event()
                 rest = await stream.read_until_end()
+                assert trio.current_time() - start == pytest.approx(2)
+                # A browser closes its end once the body ended; shutdown then completes.
+                await stream.disconnect()
             assert trio.current_time() - start == pytest.approx(2)
         assert await probe.wait_ended() is CloseReason.SERVER_SHUTDOWN
     assert probe.notes == [start]
@@ -1003,7 +1017,8 @@ async def test_stream_that_finishes_within_grace_completes(autojump_clock: MockC
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(client.shutdown)
                 assert [e.data for e in await stream.read_until_end()] == ["bye"]
-            assert trio.current_time() - start < 1
+                await stream.disconnect()
+            assert trio.current_time() - start < 0.1
         assert await probe.wait_ended() is CloseReason.COMPLETED
     assert_clean_end(stream)
 
@@ -1061,34 +1076,59 @@ async def test_shutdown_never_hangs_on_streams(autojump_clock: MockClock) -> Non
         assert client.state.streams == set()
 
 
-async def test_new_stream_after_streams_were_cancelled_ends_at_once(
-    autojump_clock: MockClock,
+@pytest.mark.parametrize("form", ["callback", "inline"])
+async def test_stream_started_after_streams_were_cancelled_ends_at_once(
+    form: str, autojump_clock: MockClock
 ) -> None:
-    probe = Probe()
+    """A handler still busy when streams were cancelled must not start an endless stream."""
+    ran: list[str] = []
+    release = trio.Event()
 
-    async def cb(writer: SSEWriter) -> None:
-        probe.watch(writer)
+    async def body(writer: SSEWriter) -> None:
+        ran.append("body")
+        await writer.send("should not be sent")
         await trio.sleep_forever()
 
-    async with TestClient(sse_app(cb), stream_shutdown_grace=1, shutdown_timeout=100) as client:
-        blocker_done = trio.Event()
-        app_blocker = trio.Event()
+    app = H3()
 
-        async def hold() -> None:
-            # A non-stream request that keeps shutdown waiting after streams are cancelled.
-            raw = await client.open_stream()
-            await raw.send_all(b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
-            await app_blocker.wait()
-            raw.close()
-            blocker_done.set()
+    @app.get("/events")
+    async def events(event: H3Event) -> None:
+        await release.wait()  # slow auth, say: the request is in flight at shutdown
+        if form == "callback":
+            event.start_sse()
+            event.set_stream_callback(body)
+        else:
+            async with event.sse() as writer:
+                await body(writer)
 
+    options = {"stream_shutdown_grace": 1, "shutdown_timeout": 100}
+    async with TestClient(app, **options) as client:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(hold)
-            await probe.started.wait()
+            streams: list[SSEStream] = []
+            ended_at: list[float] = []
+
+            async def consume() -> None:
+                async with client.sse("/events") as stream:
+                    streams.append(stream)
+                    assert await stream.read_until_end() == []
+                    ended_at.append(trio.current_time())
+
+            nursery.start_soon(consume)
+            await trio.testing.wait_all_tasks_blocked()
+            shutdown_started = trio.current_time()
             nursery.start_soon(client.shutdown)
-            assert await probe.wait_ended() is CloseReason.SERVER_SHUTDOWN
-            app_blocker.set()
-            await blocker_done.wait()
+            await trio.sleep(2)  # past the grace: open streams were cancelled
+            assert client.state.streams_cancelled
+            released_at = trio.current_time()
+            release.set()
+        assert ended_at == [released_at]
+        # The shutdown waited for the in-flight request, not for shutdown_timeout.
+        assert trio.current_time() - shutdown_started < 3
+    stream = streams[0]
+    assert stream.status == 200
+    assert_clean_end(stream)
+    assert b"should not be sent" not in stream.raw
+    print("RAN", form, ran, stream.raw)
 
 
 # -- the inline form ---------------------------------------------------------------------------
@@ -1288,6 +1328,8 @@ async def test_inline_form_shutdown(autojump_clock: MockClock) -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(client.shutdown)
                 assert [e.data for e in await stream.read_until_end()] == ["bye"]
+                assert trio.current_time() - start == pytest.approx(2)
+                await stream.disconnect()
             assert trio.current_time() - start == pytest.approx(2)
         assert await probe.wait_ended() is CloseReason.SERVER_SHUTDOWN
     assert_clean_end(stream)

@@ -6,6 +6,7 @@ The app knows nothing of sockets. The connection builds an :class:`H3Event`, awa
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import traceback
@@ -79,12 +80,21 @@ class _ScopedMiddleware:
     middleware: Middleware
 
 
-def _add_event_headers(response: Response, event: H3Event) -> None:
+def _add_event_headers(response: Response, event: H3Event) -> Response:
     # Headers set on the event before the error (CORS, Set-Cookie) still apply to the
     # error response; its own Content-Type and framing stay.
-    for name, value in event.response_headers.raw:
-        if name not in (b"content-type", b"content-length", b"transfer-encoding"):
-            response.headers.raw.append((name, value))
+    extra = [
+        (name, value)
+        for name, value in event.response_headers.raw
+        if name not in (b"content-type", b"content-length", b"transfer-encoding")
+    ]
+    if not extra:
+        return response
+    # A copy: an on_error replacement may be a Response the app reuses.
+    response = copy.copy(response)
+    response.headers = response.headers.copy()
+    response.headers.raw.extend(extra)
+    return response
 
 
 class H3:
@@ -298,7 +308,7 @@ class H3:
                 response = to_response(value, event.status, event.response_headers)
         except Exception as exc:
             response = await self._handle_error(event, exc)
-            _add_event_headers(response, event)
+            response = _add_event_headers(response, event)
         if self.on_response is not None:
             try:
                 replacement = await _maybe_await(self.on_response(event, response))

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote
 
-from .errors import HTTPError
+from .errors import HTTPError, StreamClosed
 from .headers import Headers
 
 if TYPE_CHECKING:
@@ -359,6 +359,11 @@ class H3Event:
                 yield writer
         except BaseException as exc:
             error = exc
+            if isinstance(exc, StreamClosed) and writer.closed:
+                # The stream ended under the block (client gone, send timeout, close,
+                # HEAD): its reason is recorded; not an application error, as in the
+                # callback form.
+                return
             raise
         finally:
             await self._io.finish_inline_stream(writer, error)

@@ -13,6 +13,7 @@ handler returns        response
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
@@ -180,6 +181,10 @@ def to_response(value: Any, status: int | None, extra_headers: Headers | None) -
             raw.append((b"content-type", media))
         response.headers = Headers.from_raw(raw)
     if extra_headers is not None and extra_headers.raw:
+        if response is value:
+            # Never mutate a Response the app may reuse (a module-level constant, say).
+            response = copy.copy(response)
+            response.headers = response.headers.copy()
         own = response.headers
         if b"content-type" in (name for name, _ in extra_headers.raw):
             # A Content-Type the handler set on the event wins over the inferred one.

@@ -136,34 +136,83 @@ class Router(Generic[T]):
     def lookup(self, method: str, path: str) -> Match[T] | None:
         """Find the route for ``method`` and the raw (still percent-encoded) ``path``.
 
-        Returns None when no pattern matches the path at all (a 404). ``HEAD`` falls back
-        to the ``GET`` route, and any method to an ``ANY_METHOD`` route.
+        Returns None when no pattern matches the path at all (a 404). Matching is
+        method-aware: with ``GET /users/me`` and ``POST /users/:id``, ``POST /users/me``
+        reaches the param route. When patterns match the path but none for this method,
+        the Match has ``route=None`` and ``allowed`` lists every method that would work
+        (a 405). ``HEAD`` falls back to ``GET``, any method to an ``ANY_METHOD`` route.
         """
         key = path.rstrip("/") or "/"
         if "//" not in key and "%" not in key:
             hit = self._static.get(key)
-            if hit is not None:
+            if hit is not None and self._accepts(hit[0], method):
                 return self._select(method, hit[0], {}, hit[1])
         segments = split_path(path)
         params: dict[str, str] = {}
-        found = self._walk(self._root, segments, 0, params)
+        near: list[tuple[dict[str, T], dict[str, str], str]] = []
+        found = self._walk(self._root, segments, 0, params, method, near)
         if found is None:
-            return None
+            if not near:
+                return None
+            allowed: set[str] = set()
+            for table, _, _ in near:
+                allowed.update(m for m in table if m != ANY_METHOD)
+            if "GET" in allowed:
+                allowed.add("HEAD")
+            _, near_params, pattern = near[0]
+            return Match(None, self._decode(near_params), sorted(allowed), pattern)
         table, pattern = found
+        return self._select(method, table, self._decode(params), pattern)
+
+    @staticmethod
+    def _decode(params: dict[str, str]) -> dict[str, str]:
         for name, value in params.items():
             if "%" in value:
                 params[name] = unquote(value)
-        return self._select(method, table, params, pattern)
+        return params
+
+    @staticmethod
+    def _accepts(table: dict[str, T], method: str) -> bool:
+        return (
+            method in table
+            or ANY_METHOD in table
+            or (method == "HEAD" and "GET" in table)
+        )
+
+    def _end(
+        self,
+        table: dict[str, T],
+        pattern: str,
+        params: dict[str, str],
+        method: str,
+        near: list[tuple[dict[str, T], dict[str, str], str]],
+    ) -> tuple[dict[str, T], str] | None:
+        if self._accepts(table, method):
+            return table, pattern
+        # The path matches but not the method: remember it for a 405, keep looking.
+        near.append((table, dict(params), pattern))
+        return None
 
     def _walk(
-        self, node: _Node[T], segments: list[str], index: int, params: dict[str, str]
+        self,
+        node: _Node[T],
+        segments: list[str],
+        index: int,
+        params: dict[str, str],
+        method: str,
+        near: list[tuple[dict[str, T], dict[str, str], str]],
     ) -> tuple[dict[str, T], str] | None:
         if index == len(segments):
             if node.routes is not None:
-                return node.routes, node.pattern
+                found = self._end(node.routes, node.pattern, params, method, near)
+                if found is not None:
+                    return found
             if node.catch_all is not None:
                 params[node.catch_all_name] = ""
-                return node.catch_all, node.catch_all_pattern
+                found = self._end(node.catch_all, node.catch_all_pattern, params, method, near)
+                if found is not None:
+                    return found
+                del params[node.catch_all_name]
             return None
         segment = segments[index]
         child = node.static.get(segment)
@@ -171,25 +220,28 @@ class Router(Generic[T]):
             # A static pattern segment also matches its percent-encoded spelling.
             child = node.static.get(unquote(segment))
         if child is not None:
-            found = self._walk(child, segments, index + 1, params)
+            found = self._walk(child, segments, index + 1, params, method, near)
             if found is not None:
                 return found
         if node.param is not None:
             assert node.param_name is not None
             params[node.param_name] = segment
-            found = self._walk(node.param, segments, index + 1, params)
+            found = self._walk(node.param, segments, index + 1, params, method, near)
             if found is not None:
                 return found
             del params[node.param_name]
         if node.wild is not None:
             params[node.wild_name] = segment
-            found = self._walk(node.wild, segments, index + 1, params)
+            found = self._walk(node.wild, segments, index + 1, params, method, near)
             if found is not None:
                 return found
             del params[node.wild_name]
         if node.catch_all is not None:
             params[node.catch_all_name] = "/".join(segments[index:])
-            return node.catch_all, node.catch_all_pattern
+            found = self._end(node.catch_all, node.catch_all_pattern, params, method, near)
+            if found is not None:
+                return found
+            del params[node.catch_all_name]
         return None
 
     @staticmethod
@@ -201,12 +253,8 @@ class Router(Generic[T]):
             route = table.get("GET")
         if route is None:
             route = table.get(ANY_METHOD)
-        if route is not None:
-            return Match(route, params, [], pattern)
-        allowed = sorted(m for m in table if m != ANY_METHOD)
-        if "GET" in allowed and "HEAD" not in allowed:
-            allowed.append("HEAD")
-        return Match(None, params, allowed, pattern)
+        assert route is not None
+        return Match(route, params, [], pattern)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         """Every registered ``(method, pattern, route)``, for introspection."""

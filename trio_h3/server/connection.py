@@ -169,6 +169,11 @@ class HTTPConnection:
                     self.h11.receive_data(data)
                     continue
                 if isinstance(event, h11.Request):
+                    if event.http_version not in (b"1.0", b"1.1"):
+                        await self._send_error(
+                            HTTPError(505, "HTTP version not supported; use HTTP/1.1")
+                        )
+                        return None
                     # h11 bounds only an incomplete head; one that arrived whole in a
                     # single read can be larger than the limit.
                     if _head_size(event) > options.max_header_size:
@@ -271,7 +276,12 @@ class HTTPConnection:
             headers.append((b"server", self.state.server_header))
         if body_length is not None and response.status not in _NO_BODY_STATUS:
             headers.append((b"content-length", b"%d" % body_length))
-        if self._must_close or self.state.shutting_down.is_set():
+        if (
+            self._must_close
+            or self.state.shutting_down.is_set()
+            or self.h11.they_are_waiting_for_100_continue
+        ):
+            # Announce the close: the body was refused or is unread, or we are stopping.
             headers.append(_CLOSE_HEADER)
         return headers
 
@@ -514,6 +524,9 @@ class HTTPConnection:
 
     def _client_gone(self, writer: SSEWriter) -> Callable[[], None]:
         def gone() -> None:
+            if writer.close_reason is CloseReason.SEND_TIMEOUT:
+                # We dropped the client ourselves (the receive side saw our abort).
+                return
             writer._cancel(CloseReason.CLIENT_DISCONNECTED)
 
         return gone
@@ -544,7 +557,12 @@ class HTTPConnection:
                     # Wake any writer blocked outside the callback's scope as well.
                     await self._abort()
                     return
-                wake = started + timeout if timeout is not None else now + (ping or 1.0)
+                # Look again within ping_interval too: the write usually ends at once,
+                # and the idle heartbeat must not wait for the send deadline.
+                wake = min(
+                    started + timeout if timeout is not None else math.inf,
+                    now + ping if ping is not None else math.inf,
+                )
             elif ping is not None and now >= writer.last_write + ping:
                 with trio.move_on_after(timeout if timeout is not None else math.inf) as scope:
                     try:
@@ -712,9 +730,15 @@ class HTTPConnection:
 
     async def _close(self) -> None:
         with trio.CancelScope(shield=True):
-            if not self._broken and isinstance(self.stream, trio.abc.HalfCloseableStream):
-                # Lingering close: stop sending, then drain briefly, so a client still
-                # uploading reads our error response instead of a reset.
+            unread = self.h11.their_state in (h11.SEND_BODY, h11.ERROR)
+            if (
+                unread
+                and not self._broken
+                and isinstance(self.stream, trio.abc.HalfCloseableStream)
+            ):
+                # Lingering close, only when the client may still be sending (an
+                # upload we refused, a bad head): stop sending, then drain briefly, so
+                # it reads our error response instead of a connection reset.
                 with trio.move_on_after(1.0):
                     try:
                         await self.stream.send_eof()

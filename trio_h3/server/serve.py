@@ -205,7 +205,9 @@ class Server:
 
 
 def _announce(message: str) -> None:
-    if logging.getLogger("trio_h3").hasHandlers():
+    # The listening URL must reach the person who started the server even when
+    # logging is off or set above INFO (``--log-level warning``).
+    if logger.hasHandlers() and logger.isEnabledFor(logging.INFO):
         logger.info(message)
     else:
         print(message, file=sys.stderr, flush=True)
