@@ -151,30 +151,58 @@ class H3:
         """``GET path`` (HEAD falls back to it)."""
         return self.on("GET", path, handler)
 
+    @overload
+    def post(self, path: str) -> Callable[[H], H]: ...
+    @overload
+    def post(self, path: str, handler: H) -> H: ...
     def post(self, path: str, handler: H | None = None) -> Any:
         """``POST path``."""
         return self.on("POST", path, handler)
 
+    @overload
+    def put(self, path: str) -> Callable[[H], H]: ...
+    @overload
+    def put(self, path: str, handler: H) -> H: ...
     def put(self, path: str, handler: H | None = None) -> Any:
         """``PUT path``."""
         return self.on("PUT", path, handler)
 
+    @overload
+    def patch(self, path: str) -> Callable[[H], H]: ...
+    @overload
+    def patch(self, path: str, handler: H) -> H: ...
     def patch(self, path: str, handler: H | None = None) -> Any:
         """``PATCH path``."""
         return self.on("PATCH", path, handler)
 
+    @overload
+    def delete(self, path: str) -> Callable[[H], H]: ...
+    @overload
+    def delete(self, path: str, handler: H) -> H: ...
     def delete(self, path: str, handler: H | None = None) -> Any:
         """``DELETE path``."""
         return self.on("DELETE", path, handler)
 
+    @overload
+    def head(self, path: str) -> Callable[[H], H]: ...
+    @overload
+    def head(self, path: str, handler: H) -> H: ...
     def head(self, path: str, handler: H | None = None) -> Any:
         """``HEAD path`` (only needed to answer HEAD differently from GET)."""
         return self.on("HEAD", path, handler)
 
+    @overload
+    def options(self, path: str) -> Callable[[H], H]: ...
+    @overload
+    def options(self, path: str, handler: H) -> H: ...
     def options(self, path: str, handler: H | None = None) -> Any:
         """``OPTIONS path``."""
         return self.on("OPTIONS", path, handler)
 
+    @overload
+    def all(self, path: str) -> Callable[[H], H]: ...
+    @overload
+    def all(self, path: str, handler: H) -> H: ...
     def all(self, path: str, handler: H | None = None) -> Any:
         """Every method at ``path`` (a method-specific route there wins)."""
         return self.on(ANY_METHOD, path, handler)
