@@ -30,6 +30,7 @@ from .router import Router
 from .server import ServeOptions, Server, serve
 from .sse import CloseReason, SSEEvent, SSEWriter, encode_comment, encode_event
 from .utils.cookies import delete_cookie, set_cookie
+from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "Address",
     "Broadcast",
     "ClientDisconnected",
+    "CloseFrame",
     "CloseReason",
     "H3Event",
     "HTMLResponse",
@@ -59,6 +61,9 @@ __all__ = [
     "Server",
     "StreamClosed",
     "StreamingResponse",
+    "WebSocket",
+    "WebSocketClosed",
+    "WebSocketOptions",
     "__version__",
     "delete_cookie",
     "encode_comment",

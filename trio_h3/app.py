@@ -215,6 +215,8 @@ class H3:
         ping_interval: float | None = _UNSET,
         ping_timeout: float = _UNSET,
         max_message_size: int = _UNSET,
+        message_queue_size: int = _UNSET,
+        close_timeout: float = _UNSET,
     ) -> Any:
         """A WebSocket route: ``handler(ws)`` runs after the upgrade.
 
@@ -231,6 +233,8 @@ class H3:
                     ping_interval=ping_interval,
                     ping_timeout=ping_timeout,
                     max_message_size=max_message_size,
+                    message_queue_size=message_queue_size,
+                    close_timeout=close_timeout,
                 )
                 return fn
 
@@ -241,6 +245,8 @@ class H3:
                 ("ping_interval", ping_interval),
                 ("ping_timeout", ping_timeout),
                 ("max_message_size", max_message_size),
+                ("message_queue_size", message_queue_size),
+                ("close_timeout", close_timeout),
             )
             if value is not _UNSET
         }

@@ -38,6 +38,7 @@ __all__ = [
     "StreamingTestResponse",
     "TestClient",
     "TestResponse",
+    "WebSocketTestSession",
     "memory_connection",
 ]
 
@@ -441,6 +442,70 @@ class SSEStream:
         await self.response.disconnect()
 
 
+# -- WebSockets on the client side ---------------------------------------------------------
+
+
+def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
+    """Re-raise the lone exception inside nested groups; otherwise the group itself."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    if len(leaves) == 1:
+        raise leaves[0]
+    raise group
+
+
+class WebSocketTestSession:
+    """The client end of a WebSocket in a test.
+
+    ``send``/``receive``/``ping``/``close`` speak the protocol; ``disconnect()`` drops
+    the connection without a close frame (what a crashed browser does). Anything else
+    is trio-websocket's ``WebSocketConnection`` (``closed``, ``subprotocol``, ...).
+    """
+
+    __test__ = False
+
+    def __init__(self, ws: Any, stream: MemoryStream) -> None:
+        self.ws = ws
+        self._stream = stream
+
+    async def send(self, message: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message."""
+        await self.ws.send_message(message)
+
+    async def receive(self) -> str | bytes:
+        """The next message; raises ``trio_websocket.ConnectionClosed`` at the end."""
+        return await self.ws.get_message()  # type: ignore[no-any-return]
+
+    async def ping(self, payload: bytes | None = None) -> None:
+        """Ping and wait for the pong."""
+        await self.ws.ping(payload)
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Run the closing handshake."""
+        await self.ws.aclose(code, reason)
+
+    async def disconnect(self) -> None:
+        """Drop the connection abruptly: no close frame, the server sees EOF."""
+        self._stream.close()
+        await trio.lowlevel.checkpoint()
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server chose."""
+        return self.ws.subprotocol  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ws, name)
+
+
 # -- the client ---------------------------------------------------------------------------
 
 
@@ -482,7 +547,12 @@ class TestClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._exit.__aexit__(*exc_info)
+        try:
+            await self._exit.__aexit__(*exc_info)
+        except BaseExceptionGroup as group:
+            # A failing assertion in the test body should read as itself, not as a
+            # group from the nurseries the client runs.
+            _raise_single(group)
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[None]:
@@ -490,12 +560,30 @@ class TestClient:
             self._nursery = background
             try:
                 async with self.app.run_lifespan(background):
-                    async with trio.open_nursery() as connections:
-                        self._connections = connections
+                    # The connections' nursery lives in its own task, not around the
+                    # caller's body: Server.shutdown() cancels it at the end, and that
+                    # must not cancel the test (its code after shutdown() would silently
+                    # never run).
+                    done = trio.Event()
+                    self._connections = await background.start(self._hold_connections, done)
+                    try:
                         yield
-                        connections.cancel_scope.cancel()
+                    finally:
+                        self._connections.cancel_scope.cancel()
+                        await done.wait()
             finally:
                 background.cancel_scope.cancel()
+
+    @staticmethod
+    async def _hold_connections(
+        done: trio.Event, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            async with trio.open_nursery() as connections:
+                task_status.started(connections)
+                await trio.sleep_forever()
+        finally:
+            done.set()
 
     async def shutdown(self) -> None:
         """Run the server's graceful shutdown (streams see ``shutting_down``, then end)."""
@@ -608,31 +696,39 @@ class TestClient:
         headers: HeadersArg = None,
         subprotocols: Iterable[str] | None = None,
         max_message_size: int = 1 << 20,
-    ) -> AsyncIterator[Any]:
-        """Connect a trio-websocket client over an in-memory stream.
+    ) -> AsyncIterator[WebSocketTestSession]:
+        """Connect a WebSocket client (trio-websocket's) over an in-memory stream.
 
-        Yields a ``trio_websocket.WebSocketConnection``; a rejected handshake raises
-        ``trio_websocket.ConnectionRejected`` (with the status and body).
+        Yields a :class:`WebSocketTestSession`. A rejected handshake raises
+        ``trio_websocket.ConnectionRejected`` (with ``status_code``, ``headers`` and
+        ``body``), not an ExceptionGroup.
         """
         import trio_websocket
 
         stream = await self.open_stream()
         extra = [(k.encode(), v.encode()) for k, v in Headers(headers).items()]
-        async with trio.open_nursery() as nursery:
-            ws = await trio_websocket.wrap_client_stream(
-                nursery,
-                stream,  # type: ignore[arg-type]
-                "testserver",
-                path,
-                subprotocols=subprotocols,
-                extra_headers=extra,
-                max_message_size=max_message_size,
-            )
-            try:
-                yield ws
-            finally:
-                await ws.aclose()
-                stream.close()
+        try:
+            async with trio.open_nursery() as nursery:
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery,
+                    stream,  # type: ignore[arg-type]
+                    "testserver",
+                    path,
+                    subprotocols=subprotocols,
+                    extra_headers=extra,
+                    max_message_size=max_message_size,
+                )
+                try:
+                    yield WebSocketTestSession(ws, stream)
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        try:
+                            await ws.aclose()
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            pass
+                    stream.close()
+        except BaseExceptionGroup as group:
+            _raise_single(group)
 
     async def get(self, path: str, **kwargs: Any) -> TestResponse:
         """``GET path``."""

@@ -236,6 +236,18 @@ class HTTPConnection:
                 # An inline stream already answered; whatever the handler returned
                 # afterwards has nowhere to go.
                 pass
+            elif (
+                isinstance(response, WebSocketUpgrade | SSEResponse)
+                and self.state.shutting_down.is_set()
+                and method != "HEAD"
+            ):
+                # A long-lived session started now would only be cut at once: tell the
+                # client to come back (to another instance) instead.
+                refusal = error_response(
+                    HTTPError(503, "Server is shutting down", headers=[("retry-after", "1")])
+                )
+                status = 503
+                await self._send_response(refusal)
             elif isinstance(response, WebSocketUpgrade):
                 await self._upgrade_websocket(event, response)
             elif isinstance(response, SSEResponse):
@@ -597,6 +609,10 @@ class HTTPConnection:
         """Send the SSE head now and return the writer, for ``async with event.sse()``."""
         if self._response_started:
             raise RuntimeError("the response for this request was already started")
+        if self.state.shutting_down.is_set() and event.method != "HEAD":
+            # As for the callback form: a stream started now would only be cut, so
+            # the handler gets a 503 and the client comes back (to another instance).
+            raise HTTPError(503, "Server is shutting down", headers=[("retry-after", "1")])
         await self._consume_request_body(event)
         response = SSEResponse(event, options, None, ())
         if event.response_headers.raw:
