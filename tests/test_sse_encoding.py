@@ -362,3 +362,10 @@ def test_single_line_fields_never_inject(value: str) -> None:
             continue
         assert payload.count(b"\n") == 3  # the field, the data line, the blank line
         assert len(parse_httpx_sse(payload)) == 1
+
+
+def test_lone_surrogate_is_a_value_error_naming_the_field() -> None:
+    with pytest.raises(ValueError, match="'data'"):
+        encode_event("ok \ud800")
+    with pytest.raises(ValueError, match="'event'"):
+        encode_event("ok", event="\udfff")

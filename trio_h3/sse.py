@@ -113,7 +113,19 @@ def encode_event(
     else:
         parts.append(f"data: {data}\n")
     parts.append("\n")
-    return "".join(parts).encode()
+    try:
+        return "".join(parts).encode()
+    except UnicodeEncodeError:
+        # Only a lone surrogate gets here: name the field it came from.
+        for name, value in (("event", event), ("id", id), ("data", data)):
+            if value is not None:
+                try:
+                    value.encode()
+                except UnicodeEncodeError as exc:
+                    raise ValueError(
+                        f"SSE field {name!r} is not valid Unicode (lone surrogate): {value!r}"
+                    ) from exc
+        raise
 
 
 def encode_comment(text: str = "") -> bytes:
