@@ -262,7 +262,9 @@ class H3:
         self.router.add("GET", path, route)
         return handler
 
-    def use(self, path_or_middleware: str | Middleware, middleware: Middleware | None = None) -> Any:
+    def use(
+        self, path_or_middleware: str | Middleware, middleware: Middleware | None = None
+    ) -> Any:
         """Add onion middleware ``async def mw(event, next)``, for every path or a pattern.
 
         ``return await next()`` continues down the chain and may change what comes
@@ -397,9 +399,7 @@ class H3:
             error = exc
             stack = None
         else:
-            logger.error(
-                "Unhandled error in %s %s", event.method, event.path, exc_info=exc
-            )
+            logger.error("Unhandled error in %s %s", event.method, event.path, exc_info=exc)
             error = HTTPError(500, "Internal Server Error")
             stack = "".join(traceback.format_exception(exc)) if self.debug else None
         if self.on_error is not None:

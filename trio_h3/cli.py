@@ -112,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 import watchfiles
             except ImportError:
-                print("trio-h3: --reload needs watchfiles: pip install 'trio-h3[reload]'", file=sys.stderr)
+                print(
+                    "trio-h3: --reload needs watchfiles: pip install 'trio-h3[reload]'",
+                    file=sys.stderr,
+                )
                 return 2
             child_argv = [a for a in argv if a != "--reload"]
             watchfiles.run_process(

@@ -20,7 +20,7 @@ from .headers import Headers
 if TYPE_CHECKING:
     from .sse import SSEOptions, SSEWriter
 
-__all__ = ["Address", "H3Event", "QueryParams", "RequestIO", "URL"]
+__all__ = ["URL", "Address", "H3Event", "QueryParams", "RequestIO"]
 
 
 class Address(NamedTuple):
@@ -292,8 +292,8 @@ class H3Event:
         self,
         *,
         retry: int | None = None,
-        ping_interval: float | None | object = ...,
-        send_timeout: float | None | object = ...,
+        ping_interval: float | object | None = ...,
+        send_timeout: float | object | None = ...,
         headers: dict[str, str] | None = None,
     ) -> None:
         """Turn this response into an SSE stream (``text/event-stream``).
@@ -337,8 +337,8 @@ class H3Event:
         self,
         *,
         retry: int | None = None,
-        ping_interval: float | None | object = ...,
-        send_timeout: float | None | object = ...,
+        ping_interval: float | object | None = ...,
+        send_timeout: float | object | None = ...,
         headers: dict[str, str] | None = None,
     ) -> AsyncIterator[SSEWriter]:
         """The inline form: ``async with event.sse() as writer:`` streams from the handler.

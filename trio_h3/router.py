@@ -173,11 +173,7 @@ class Router(Generic[T]):
 
     @staticmethod
     def _accepts(table: dict[str, T], method: str) -> bool:
-        return (
-            method in table
-            or ANY_METHOD in table
-            or (method == "HEAD" and "GET" in table)
-        )
+        return method in table or ANY_METHOD in table or (method == "HEAD" and "GET" in table)
 
     def _end(
         self,
@@ -245,9 +241,7 @@ class Router(Generic[T]):
         return None
 
     @staticmethod
-    def _select(
-        method: str, table: dict[str, T], params: dict[str, str], pattern: str
-    ) -> Match[T]:
+    def _select(method: str, table: dict[str, T], params: dict[str, str], pattern: str) -> Match[T]:
         route = table.get(method)
         if route is None and method == "HEAD":
             route = table.get("GET")

@@ -160,13 +160,19 @@ class SSEOptions:
         headers: Mapping[str, str] | None,
     ) -> SSEOptions:
         """Validate and build the options (a bad value is a ValueError naming it)."""
-        if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
+        if retry is not None and (
+            isinstance(retry, bool) or not isinstance(retry, int) or retry < 0
+        ):
             raise ValueError(f"retry must be a non-negative int (milliseconds), not {retry!r}")
         for name, value in (("ping_interval", ping_interval), ("send_timeout", send_timeout)):
-            if value is not _DEFAULT and value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            if (
+                value is not _DEFAULT
+                and value is not None
+                and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0)
             ):
-                raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
+                raise ValueError(
+                    f"{name} must be a positive number of seconds or None, not {value!r}"
+                )
         return cls(retry, ping_interval, send_timeout, dict(headers or {}))
 
 
@@ -294,9 +300,7 @@ class SSEWriter:
         await self._write(data)
         self.events_sent += 1
 
-    async def send_json(
-        self, obj: Any, *, event: str | None = None, id: str | None = None
-    ) -> None:
+    async def send_json(self, obj: Any, *, event: str | None = None, id: str | None = None) -> None:
         """Send ``obj`` as JSON data (one line: JSON escapes every line break)."""
         data = encode_event(
             json.dumps(obj, ensure_ascii=False, separators=(",", ":")), event=event, id=id

@@ -177,9 +177,7 @@ class HTTPConnection:
                     # h11 bounds only an incomplete head; one that arrived whole in a
                     # single read can be larger than the limit.
                     if _head_size(event) > options.max_header_size:
-                        await self._send_error(
-                            HTTPError(431, "Request header fields too large")
-                        )
+                        await self._send_error(HTTPError(431, "Request header fields too large"))
                         return None
                     return event
                 # ConnectionClosed, or anything else between requests: we are done.
@@ -281,7 +279,9 @@ class HTTPConnection:
                     return None
         return None
 
-    def _head_headers(self, response: Response, body_length: int | None) -> list[tuple[bytes, bytes]]:
+    def _head_headers(
+        self, response: Response, body_length: int | None
+    ) -> list[tuple[bytes, bytes]]:
         headers = list(response.headers.raw)
         headers.append((b"date", self.state.date_header()))
         if self.options.server_header is not None:
@@ -457,7 +457,11 @@ class HTTPConnection:
             event._body = b""
 
     def _stream_options(self, options: SSEOptions) -> tuple[float | None, float | None]:
-        ping = self.options.sse_ping_interval if options.ping_interval is ... else options.ping_interval
+        ping = (
+            self.options.sse_ping_interval
+            if options.ping_interval is ...
+            else options.ping_interval
+        )
         timeout = self.options.send_timeout if options.send_timeout is ... else options.send_timeout
         return ping, timeout
 
@@ -471,16 +475,25 @@ class HTTPConnection:
             shutting_down=self.state.shutting_down,
         )
 
-    async def _run_sse(self, event: H3Event, response: SSEResponse) -> None:
+    async def _prepare_stream(self, event: H3Event, response: Response) -> bool:
+        """Ready a streaming response; False when the request was answered otherwise.
+
+        HEAD gets the head only and the producer never runs (a health check must not
+        pin a task); a request body over the limit gets its 413 instead of a stream.
+        """
         if event.method == "HEAD":
-            # Headers only; the callback never runs (a health check must not pin a task).
             await self._send_head(response)
             await self.end_body()
-            return
+            return False
         try:
             await self._consume_request_body(event)
         except HTTPError as error:
             await self._send_response(error_response(error))
+            return False
+        return True
+
+    async def _run_sse(self, event: H3Event, response: SSEResponse) -> None:
+        if not await self._prepare_stream(event, response):
             return
         writer = self._new_writer(event, response.options)
         self.state.streams.add(writer)
@@ -663,14 +676,7 @@ class HTTPConnection:
     # -- plain streaming responses -------------------------------------------------------------
 
     async def _run_streaming(self, event: H3Event, response: StreamingResponse) -> None:
-        if event.method == "HEAD":
-            await self._send_head(response)
-            await self.end_body()
-            return
-        try:
-            await self._consume_request_body(event)
-        except HTTPError as error:
-            await self._send_response(error_response(error))
+        if not await self._prepare_stream(event, response):
             return
         await self._send_head(response)
         content = response.content

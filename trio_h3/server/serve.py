@@ -94,7 +94,9 @@ class Server:
         if not state.connections:
             self._drained.set()
         with trio.move_on_after(self.options.shutdown_timeout):
-            with trio.move_on_after(min(self.options.stream_shutdown_grace, self.options.shutdown_timeout)):
+            with trio.move_on_after(
+                min(self.options.stream_shutdown_grace, self.options.shutdown_timeout)
+            ):
                 await self._drained.wait()
             self.cancel_streams()
             await self._drained.wait()
@@ -196,7 +198,9 @@ class Server:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if not trigger.is_set():
-                    logger.info("%s: graceful shutdown (again to force)", signal.Signals(signum).name)
+                    logger.info(
+                        "%s: graceful shutdown (again to force)", signal.Signals(signum).name
+                    )
                     trigger.set()
                 else:
                     logger.warning("second signal: exiting now")

@@ -75,7 +75,9 @@ def set_cookie(event: H3Event, name: str, value: str, **options: object) -> None
     event.response_headers.add("set-cookie", serialize_cookie(name, value, **options))  # type: ignore[arg-type]
 
 
-def delete_cookie(event: H3Event, name: str, *, path: str | None = "/", domain: str | None = None) -> None:
+def delete_cookie(
+    event: H3Event, name: str, *, path: str | None = "/", domain: str | None = None
+) -> None:
     """Expire cookie ``name`` on the client."""
     event.response_headers.add(
         "set-cookie",
