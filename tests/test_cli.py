@@ -214,3 +214,52 @@ def test_import_app_lets_a_broken_module_show_its_own_error(
 def test_main_returns_1_for_a_bad_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "no_such_module_xyz:app"]) == 1
     assert capsys.readouterr().err.startswith("trio-h3: error: could not import module")
+
+
+async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
+    module = tmp_path / "cli_reload_mod.py"
+    module.write_text(
+        "from trio_h3 import H3\napp = H3()\napp.get('/', lambda event: 'version 1')\n"
+    )
+    seen = bytearray()
+    with trio.fail_after(TIMEOUT * 2):
+        process = await trio.lowlevel.open_process(
+            [
+                sys.executable,
+                "-m",
+                "trio_h3",
+                "run",
+                "cli_reload_mod:app",
+                "--app-dir",
+                str(tmp_path),
+                "--port",
+                "0",
+                "--reload",
+                "--no-access-log",
+            ],
+            cwd=str(REPO),
+            stderr=subprocess.PIPE,
+        )
+        try:
+            url = await read_url(process, seen)
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(url + "/")).text == "version 1"
+            module.write_text(
+                "from trio_h3 import H3\napp = H3()\napp.get('/', lambda event: 'version 2')\n"
+            )
+            # The restarted child announces itself again (port 0: a new port).
+            assert process.stderr is not None
+            while len(URL_LINE.findall(seen)) < 2:
+                chunk = await process.stderr.receive_some(4096)
+                assert chunk, bytes(seen)
+                seen += chunk
+            url = URL_LINE.findall(seen)[-1][0].decode()
+            assert b"restarting" in seen
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(url + "/")).text == "version 2"
+            process.send_signal(signal.SIGINT)
+            await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
