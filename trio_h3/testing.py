@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import h11
 import trio
 
+from ._groups import raise_single
 from .app import H3
 from .event import Address
 from .headers import Headers
@@ -445,23 +446,6 @@ class SSEStream:
 # -- WebSockets on the client side ---------------------------------------------------------
 
 
-def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
-    """Re-raise the lone exception inside nested groups; otherwise the group itself."""
-    leaves: list[BaseException] = []
-
-    def collect(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                collect(inner)
-        else:
-            leaves.append(exc)
-
-    collect(group)
-    if len(leaves) == 1:
-        raise leaves[0]
-    raise group
-
-
 class WebSocketTestSession:
     """The client end of a WebSocket in a test.
 
@@ -552,7 +536,7 @@ class TestClient:
         except BaseExceptionGroup as group:
             # A failing assertion in the test body should read as itself, not as a
             # group from the nurseries the client runs.
-            _raise_single(group)
+            raise_single(group)
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[None]:
@@ -728,7 +712,7 @@ class TestClient:
                             pass
                     stream.close()
         except BaseExceptionGroup as group:
-            _raise_single(group)
+            raise_single(group)
 
     async def get(self, path: str, **kwargs: Any) -> TestResponse:
         """``GET path``."""

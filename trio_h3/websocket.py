@@ -50,6 +50,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Event, Request, TextMessage
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from ._groups import raise_single
 from .errors import HTTPError
 
 __all__ = [
@@ -852,30 +853,7 @@ async def run_websocket(
             stream, request, trailing_data, event, handler, options, shutdown, shutdown_grace
         )
     except BaseExceptionGroup as group:
-        _raise_single(group)
-
-
-def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
-    """Re-raise a group that holds one real exception (or only Cancelled) as that one."""
-    leaves = list(_leaves(group))
-    real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
-    chosen = real[0] if len(real) == 1 else (leaves[0] if not real else None)
-    if chosen is None:
-        raise group
-    context = chosen.__context__
-    try:
-        raise chosen
-    finally:
-        chosen.__context__ = context
-        del chosen, context
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
+        raise_single(group)
 
 
 async def _run_session(
