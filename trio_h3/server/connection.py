@@ -419,7 +419,12 @@ class HTTPConnection:
         # than the syscall on the per-event hot path; h11 still writes the head and
         # the terminating chunk, so its state stays right.
         payload = b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
-        await self._send_all(payload)
+        try:
+            await self.stream.send_all(payload)
+        except BaseException:
+            # As in _send_all (inlined here: this runs once per event).
+            self._broken = True
+            raise
         self._response_bytes += len(data)
 
     async def end_body(self) -> None:
