@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote
 
+import trio
+
 from .errors import HTTPError, StreamClosed
 from .headers import Headers
 
@@ -110,7 +112,9 @@ class RequestIO(Protocol):
         """True once the whole request body has been received."""
         ...
 
-    async def start_inline_stream(self, event: H3Event, options: SSEOptions) -> SSEWriter:
+    async def start_inline_stream(
+        self, event: H3Event, options: SSEOptions, nursery: trio.Nursery
+    ) -> SSEWriter:
         """Send the SSE head now and return the writer (the inline ``event.sse()`` form)."""
         ...
 
@@ -352,21 +356,31 @@ class H3Event:
             retry=retry, ping_interval=ping_interval, send_timeout=send_timeout, headers=headers
         )
         assert self._sse is not None
-        writer = await self._io.start_inline_stream(self, self._sse)
+        io = self._io
         error: BaseException | None = None
-        try:
-            with writer._scope:
-                yield writer
-        except BaseException as exc:
-            error = exc
-            if isinstance(exc, StreamClosed) and writer.closed:
-                # The stream ended under the block (client gone, send timeout, close,
-                # HEAD): its reason is recorded; not an application error, as in the
-                # callback form.
-                return
-            raise
-        finally:
-            await self._io.finish_inline_stream(writer, error)
+        # The stream nursery, as in the callback form: the stream's monitor task (the
+        # client's disconnect, heartbeats, the send deadline) runs next to the block.
+        async with trio.open_nursery() as nursery:
+            try:
+                writer = await io.start_inline_stream(self, self._sse, nursery)
+            except Exception as exc:
+                # Refused before anything was sent (a 413 body, a 503 during shutdown).
+                # Errors are kept, not raised, inside the nursery: raised there they
+                # would come out wrapped in an ExceptionGroup.
+                error = exc
+            else:
+                try:
+                    with writer._scope:
+                        yield writer
+                except BaseException as exc:
+                    if not (isinstance(exc, StreamClosed) and writer.closed):
+                        error = exc
+                    # else: the stream ended under the block (client gone, send timeout,
+                    # close, HEAD): its reason is recorded; not an application error.
+                finally:
+                    await io.finish_inline_stream(writer, error)
+        if error is not None:
+            raise error
 
     def __repr__(self) -> str:
         return f"<H3Event {self.method} {self.path}>"

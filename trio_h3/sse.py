@@ -279,8 +279,9 @@ class SSEWriter:
         self.send_timeout = send_timeout
         #: Set when the server starts a graceful shutdown: send a farewell, then return.
         self.shutting_down = shutting_down
-        #: Set when the client went away (EOF, reset or a failed write).
-        self.disconnected = trio.Event()
+        # The ``disconnected`` event, made on first access (most streams never ask).
+        self._disconnected: trio.Event | None = None
+        self._gone = False
         self.close_reason: CloseReason | None = None
         self.events_sent = 0
         self.bytes_sent = 0
@@ -290,7 +291,8 @@ class SSEWriter:
         self._closed = False
         self._ended = False
         self._writing = False
-        self._lot = trio.lowlevel.ParkingLot()
+        # Created on first contention only: most streams never have two writers.
+        self._lot: trio.lowlevel.ParkingLot | None = None
         # Tasks parked in _wait_turn: a plain int, because ParkingLot.__bool__ is a
         # Python-level call on the per-event path.
         self._waiting = 0
@@ -308,6 +310,20 @@ class SSEWriter:
     def last_event_id(self) -> str | None:
         """The ``Last-Event-ID`` the client sent on reconnect (None on a first connect)."""
         return self.event.headers.get("last-event-id")
+
+    @property
+    def disconnected(self) -> trio.Event:
+        """Set when the client went away (EOF, reset or a failed write)."""
+        if self._disconnected is None:
+            self._disconnected = trio.Event()
+            if self._gone:
+                self._disconnected.set()
+        return self._disconnected
+
+    def _set_disconnected(self) -> None:
+        self._gone = True
+        if self._disconnected is not None:
+            self._disconnected.set()
 
     @property
     def closed(self) -> bool:
@@ -367,17 +383,19 @@ class SSEWriter:
         self._closed = True
         self.close_reason = reason
         if reason is CloseReason.CLIENT_DISCONNECTED:
-            self.disconnected.set()
+            self._set_disconnected()
         return True
 
     def _cancel(self, reason: CloseReason) -> None:
         """End the stream for ``reason`` and cancel the callback."""
         self._mark(reason)
         if reason is CloseReason.CLIENT_DISCONNECTED:
-            self.disconnected.set()
+            self._set_disconnected()
         self._scope.cancel()
 
     async def _wait_turn(self) -> None:
+        if self._lot is None:
+            self._lot = trio.lowlevel.ParkingLot()
         self._waiting += 1
         try:
             await self._lot.park()
@@ -409,7 +427,7 @@ class SSEWriter:
             self._writing = False
             self.write_started = None
             if self._waiting:
-                self._lot.unpark()
+                self._lot.unpark()  # type: ignore[union-attr]  # set when _waiting
         self.last_write = started
         self.bytes_sent += len(data)
         self.events_sent += events
@@ -426,11 +444,11 @@ class SSEWriter:
             with trio.move_on_after(self.send_timeout if self.send_timeout else float("inf")):
                 await self._transport.end_body()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.disconnected.set()
+            self._set_disconnected()
         finally:
             self._writing = False
             if self._waiting:
-                self._lot.unpark()
+                self._lot.unpark()  # type: ignore[union-attr]  # set when _waiting
 
     async def _run_on_close(self, deadline: float) -> None:
         hooks, self._on_close = self._on_close, []

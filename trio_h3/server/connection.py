@@ -83,7 +83,6 @@ class HTTPConnection:
         )
         #: Cancelled by the server on shutdown while we wait for the next request.
         self.idle_scope: trio.CancelScope | None = None
-        self._nursery: trio.Nursery | None = None
         self._request: h11.Request | None = None
         self._body_received = 0
         self._body_done = False
@@ -93,7 +92,7 @@ class HTTPConnection:
         self._broken = False
         self._response_started = False
         self._chunked = False
-        self._inline: tuple[SSEWriter, trio.CancelScope] | None = None
+        self._inline: tuple[SSEWriter, trio.Nursery] | None = None
         self._handed_off = False
         self._response_bytes = 0
 
@@ -101,13 +100,10 @@ class HTTPConnection:
 
     async def run(self) -> None:
         """Serve requests until the connection is done; always closes the stream."""
-        # Trio wraps errors leaving a nursery in an ExceptionGroup, hence except*: a
-        # client that vanished is routine (debug), anything else is our bug (error).
+        # except*: errors can leave a stream nursery wrapped in an ExceptionGroup. A
+        # client that vanished is routine (debug); anything else is our bug (error).
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await self._serve()
-                nursery.cancel_scope.cancel()
+            await self._serve()
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             logger.debug("client %s went away", self.client)
         except* Exception as group:
@@ -433,25 +429,80 @@ class HTTPConnection:
             return
         await self._send_all(self.h11.send(h11.EndOfMessage()) or b"")
 
-    async def _receive_until_gone(self, on_gone: Callable[[], None]) -> None:
-        """Own the receive side while a response streams; call ``on_gone`` at EOF/reset.
+    async def _monitor(self, on_gone: Callable[[], None], writer: SSEWriter | None = None) -> None:
+        """The one helper task of a streaming response.
 
-        Bytes that arrive meanwhile (a pipelined request) are kept for the next cycle,
-        up to the head-size limit.
+        It owns the receive side of the socket: EOF or a reset means the client left,
+        and ``on_gone`` cancels the producer at once (no polling). For an SSE ``writer``
+        it also keeps the two clocks of the stream, so a stream costs one task, not
+        three: a ``: ping`` comment once the stream has been idle ``ping_interval``,
+        and dropping a client whose write has taken longer than ``send_timeout``
+        (the deadline lives here, not around each write, so a write pays no cancel
+        scope). Reading is interrupted only when a clock is due; a cancelled receive
+        loses no data. Bytes that arrive meanwhile (a pipelined request) are kept for
+        the next cycle, up to the head-size limit.
         """
+        ping = writer.ping_interval if writer is not None else None
+        timeout = writer.send_timeout if writer is not None else None
         try:
             while True:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-                if not data:
-                    break
-                if len(self.h11.trailing_data[0]) + len(data) > self.options.max_header_size:
-                    self._must_close = True
-                else:
-                    self.h11.receive_data(data)
+                wake = math.inf
+                # Once the stream is closed the clocks stop, but the receive side is
+                # still watched until the stream's nursery ends (the end of the body
+                # may still be on its way out).
+                if writer is not None and not writer.closed and (ping or timeout):
+                    now = trio.current_time()
+                    started = writer.write_started
+                    if started is not None:
+                        if timeout is not None:
+                            if now >= started + timeout:
+                                await self._drop_slow_client(writer)
+                                return
+                            wake = started + timeout
+                        if ping is not None:
+                            # Look again within ping_interval: the write usually ends at
+                            # once, and the heartbeat must not wait for the deadline.
+                            wake = min(wake, now + ping)
+                    elif ping is not None and now >= writer.last_write + ping:
+                        if not await self._heartbeat(writer):
+                            return
+                        continue
+                    else:
+                        if ping is not None:
+                            wake = writer.last_write + ping
+                        if timeout is not None:
+                            wake = min(wake, now + timeout)
+                with trio.move_on_at(wake):
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                    if not data:
+                        break
+                    if len(self.h11.trailing_data[0]) + len(data) > self.options.max_header_size:
+                        self._must_close = True
+                    else:
+                        self.h11.receive_data(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         self._must_close = True
         on_gone()
+
+    async def _heartbeat(self, writer: SSEWriter) -> bool:
+        """Send ``: ping``; False when the stream is over (closed, or the client dropped)."""
+        timeout = writer.send_timeout
+        with trio.move_on_after(timeout if timeout is not None else math.inf) as scope:
+            try:
+                await writer.comment("ping")
+            except StreamClosed:
+                return False
+        if scope.cancelled_caught:
+            await self._drop_slow_client(writer)
+            return False
+        return True
+
+    async def _drop_slow_client(self, writer: SSEWriter) -> None:
+        writer._cancel(CloseReason.SEND_TIMEOUT)
+        self._broken = True
+        # Closing the socket also wakes a writer blocked outside the callback's scope.
+        await self._abort()
 
     async def _consume_request_body(self, event: H3Event) -> None:
         # The stream's watcher will own the receive side, so the body must be in
@@ -509,9 +560,7 @@ class HTTPConnection:
             if response.options.retry is not None and not writer.closed:
                 await writer._write(b"retry: %d\n\n" % response.options.retry)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive_until_gone, self._client_gone(writer))
-                if writer.ping_interval is not None or writer.send_timeout is not None:
-                    nursery.start_soon(self._watchdog, writer)
+                nursery.start_soon(self._monitor, self._client_gone(writer), writer)
                 if response.callback is not None and not writer.closed:
                     writer._callback_task = trio.lowlevel.current_task()
                     await self._run_callback(writer, response.callback, response.args)
@@ -569,51 +618,6 @@ class HTTPConnection:
         if self.h11.our_state is not h11.DONE:
             self._broken = True
 
-    async def _watchdog(self, writer: SSEWriter) -> None:
-        """Heartbeat when idle, and drop a client whose write exceeds send_timeout.
-
-        The deadline lives here rather than around each write: a write costs no extra
-        cancel scope, and a stalled write is still caught on time.
-        """
-        ping = writer.ping_interval
-        timeout = writer.send_timeout
-        while not writer.closed:
-            now = trio.current_time()
-            started = writer.write_started
-            if started is not None:
-                if timeout is not None and now >= started + timeout:
-                    writer._cancel(CloseReason.SEND_TIMEOUT)
-                    self._broken = True
-                    # Wake any writer blocked outside the callback's scope as well.
-                    await self._abort()
-                    return
-                # Look again within ping_interval too: the write usually ends at once,
-                # and the idle heartbeat must not wait for the send deadline.
-                wake = min(
-                    started + timeout if timeout is not None else math.inf,
-                    now + ping if ping is not None else math.inf,
-                )
-            elif ping is not None and now >= writer.last_write + ping:
-                with trio.move_on_after(timeout if timeout is not None else math.inf) as scope:
-                    try:
-                        await writer.comment("ping")
-                    except StreamClosed:
-                        return
-                if scope.cancelled_caught:
-                    writer._cancel(CloseReason.SEND_TIMEOUT)
-                    self._broken = True
-                    await self._abort()
-                    return
-                continue
-            else:
-                candidates = []
-                if ping is not None:
-                    candidates.append(writer.last_write + ping)
-                if timeout is not None:
-                    candidates.append(now + timeout)
-                wake = min(candidates)
-            await trio.sleep_until(wake)
-
     async def _abort(self) -> None:
         with trio.CancelScope(shield=True):
             try:
@@ -623,8 +627,14 @@ class HTTPConnection:
 
     # -- the inline form (RequestIO) ---------------------------------------------------------
 
-    async def start_inline_stream(self, event: H3Event, options: SSEOptions) -> SSEWriter:
-        """Send the SSE head now and return the writer, for ``async with event.sse()``."""
+    async def start_inline_stream(
+        self, event: H3Event, options: SSEOptions, nursery: trio.Nursery
+    ) -> SSEWriter:
+        """Send the SSE head now and return the writer, for ``async with event.sse()``.
+
+        ``nursery`` is the stream nursery ``event.sse()`` opened around its block: the
+        stream's monitor task runs there, as in the callback form.
+        """
         if self._response_started:
             raise RuntimeError("the response for this request was already started")
         if self.state.shutting_down.is_set() and event.method != "HEAD":
@@ -636,8 +646,7 @@ class HTTPConnection:
         if event.response_headers.raw:
             response.headers.raw.extend(event.response_headers.raw)
         writer = self._new_writer(event, options)
-        helpers = trio.CancelScope()
-        self._inline = (writer, helpers)
+        self._inline = (writer, nursery)
         self.state.streams.add(writer)
         await self._send_head(response)
         writer._callback_task = trio.lowlevel.current_task()
@@ -645,23 +654,15 @@ class HTTPConnection:
             writer._mark(CloseReason.COMPLETED)
             writer._scope.cancel()
             return writer
-        assert self._nursery is not None
-        self._nursery.start_soon(self._inline_helpers, writer, helpers)
+        nursery.start_soon(self._monitor, self._client_gone(writer), writer)
         if options.retry is not None:
             await writer._write(b"retry: %d\n\n" % options.retry)
         return writer
 
-    async def _inline_helpers(self, writer: SSEWriter, scope: trio.CancelScope) -> None:
-        with scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive_until_gone, self._client_gone(writer))
-                if writer.ping_interval is not None or writer.send_timeout is not None:
-                    nursery.start_soon(self._watchdog, writer)
-
     async def finish_inline_stream(self, writer: SSEWriter, error: BaseException | None) -> None:
         """End the inline stream; ``error`` is what left the ``async with`` block, if anything."""
         assert self._inline is not None and self._inline[0] is writer
-        self._inline[1].cancel()
+        nursery = self._inline[1]
         self._inline = None
         try:
             if error is not None and not isinstance(error, StreamClosed | trio.Cancelled):
@@ -676,6 +677,8 @@ class HTTPConnection:
                     self._broken = True
         finally:
             self.state.streams.discard(writer)
+            # The monitor's work is done; event.sse() leaves the nursery next.
+            nursery.cancel_scope.cancel()
             await writer._run_on_close(self.options.on_close_timeout)
 
     # -- plain streaming responses -------------------------------------------------------------
@@ -696,7 +699,7 @@ class HTTPConnection:
         timeout = self.options.send_timeout
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive_until_gone, on_gone)
+                nursery.start_soon(self._monitor, on_gone)
                 with producer:
                     async for chunk in content:
                         if isinstance(chunk, str):
