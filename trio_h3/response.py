@@ -31,6 +31,7 @@ __all__ = [
     "WebSocketUpgrade",
     "error_response",
     "json_dumps",
+    "json_text",
     "to_response",
 ]
 
@@ -42,9 +43,19 @@ _OCTET = b"application/octet-stream"
 _HTML = b"text/html; charset=utf-8"
 
 
+# One encoder for the process: json.dumps() with non-default options builds a new
+# JSONEncoder on every call, which shows up per request.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is."""
+    return _JSON_ENCODER.encode(value)
+
+
 def json_dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8, non-ASCII kept as is (what every JSON client expects)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return _JSON_ENCODER.encode(value).encode()
 
 
 class Response:

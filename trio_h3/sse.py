@@ -17,7 +17,6 @@ The writer is the Trio side. It never owns the socket: the connection lends it a
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -28,7 +27,7 @@ import trio
 
 from .errors import ClientDisconnected, StreamClosed
 from .headers import Headers
-from .response import Response
+from .response import Response, json_text
 
 if TYPE_CHECKING:
     from .event import H3Event
@@ -342,9 +341,7 @@ class SSEWriter:
 
     async def send_json(self, obj: Any, *, event: str | None = None, id: str | None = None) -> None:
         """Send ``obj`` as JSON data (one line: JSON escapes every line break)."""
-        data = encode_event(
-            json.dumps(obj, ensure_ascii=False, separators=(",", ":")), event=event, id=id
-        )
+        data = encode_event(json_text(obj), event=event, id=id)
         await self._write(data, 1)
 
     async def comment(self, text: str = "") -> None:

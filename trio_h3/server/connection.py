@@ -52,12 +52,17 @@ def _reason(status: int) -> bytes:
     return reason
 
 
-def _head_size(request: h11.Request) -> int:
-    """The size of a request head as sent, give or take optional whitespace."""
+def _inspect_head(request: h11.Request) -> tuple[int, int | None]:
+    """One pass over the headers: the head's size as sent (give or take optional
+    whitespace) and the declared Content-Length, if any."""
     size = len(request.method) + len(request.target) + 14  # " ", " HTTP/1.1\r\n", "\r\n"
+    length = None
     for name, value in request.headers:
         size += len(name) + len(value) + 4  # ": " and "\r\n"
-    return size
+        if name == b"content-length":
+            # h11 has validated it already (digits only, one value).
+            length = int(value)
+    return size, length
 
 
 class HTTPConnection:
@@ -84,6 +89,7 @@ class HTTPConnection:
         #: Cancelled by the server on shutdown while we wait for the next request.
         self.idle_scope: trio.CancelScope | None = None
         self._request: h11.Request | None = None
+        self._declared_length: int | None = None
         self._body_received = 0
         self._body_done = False
         self._must_close = False
@@ -133,7 +139,6 @@ class HTTPConnection:
         timeout = options.request_head_timeout if first else options.keep_alive_timeout
         deadline = trio.current_time() + timeout
         waiting_idle = True
-        self.idle_scope = trio.CancelScope(deadline=deadline)
         try:
             while True:
                 try:
@@ -159,9 +164,8 @@ class HTTPConnection:
                         if not waiting_idle or self.h11.trailing_data[0]:
                             await self._send_error(HTTPError(408, "Request head timeout"))
                         return None
-                    if waiting_idle and data:
-                        waiting_idle = False
-                        deadline = trio.current_time() + options.request_head_timeout
+                    # (If the head is still incomplete, the NEED_DATA branch above
+                    # starts its request_head_timeout on the next turn.)
                     self.h11.receive_data(data)
                     continue
                 if isinstance(event, h11.Request):
@@ -172,7 +176,8 @@ class HTTPConnection:
                         return None
                     # h11 bounds only an incomplete head; one that arrived whole in a
                     # single read can be larger than the limit.
-                    if _head_size(event) > options.max_header_size:
+                    size, self._declared_length = _inspect_head(event)
+                    if size > options.max_header_size:
                         await self._send_error(HTTPError(431, "Request header fields too large"))
                         return None
                     return event
@@ -213,7 +218,7 @@ class HTTPConnection:
         )
         status = 500
         try:
-            length = self._declared_length(request)
+            length = self._declared_length
             if length is not None and length > self.options.max_body_size:
                 self._must_close = True
                 raise HTTPError(
@@ -264,16 +269,6 @@ class HTTPConnection:
                 )
         if not self._body_done and not self._handed_off and not self._broken:
             await self._discard_body()
-
-    @staticmethod
-    def _declared_length(request: h11.Request) -> int | None:
-        for name, value in request.headers:
-            if name == b"content-length":
-                try:
-                    return int(value)
-                except ValueError:
-                    return None
-        return None
 
     def _head_headers(
         self, response: Response, body_length: int | None
