@@ -560,8 +560,10 @@ class HTTPConnection:
                     writer._callback_task = trio.lowlevel.current_task()
                     await self._run_callback(writer, response.callback, response.args)
                 writer._mark(CloseReason.COMPLETED)
+                # End the body before stopping the monitor: the client (and the next
+                # request on this connection) need not wait for the task to wind down.
+                await self._finish_stream(writer)
                 nursery.cancel_scope.cancel()
-            await self._finish_stream(writer)
         except (trio.BrokenResourceError, trio.ClosedResourceError, StreamClosed):
             writer._cancel(CloseReason.CLIENT_DISCONNECTED)
             self._broken = True
