@@ -263,3 +263,68 @@ async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+async def test_sigterm_is_graceful_and_a_second_signal_exits_at_once(tmp_path: Path) -> None:
+    (tmp_path / "cli_slow_mod.py").write_text(
+        "import trio\n"
+        "from trio_h3 import H3, StreamingResponse\n"
+        "app = H3()\n"
+        "@app.get('/slow')\n"
+        "async def slow(event):\n"
+        "    async def body():\n"
+        "        yield 'started\\n'\n"
+        "        await trio.sleep(60)\n"
+        "    return StreamingResponse(body())\n"
+    )
+    seen = bytearray()
+    with trio.fail_after(TIMEOUT):
+        process = await trio.lowlevel.open_process(
+            [
+                sys.executable,
+                "-m",
+                "trio_h3",
+                "run",
+                "cli_slow_mod:app",
+                "--app-dir",
+                str(tmp_path),
+                "--port",
+                "0",
+            ],
+            cwd=str(REPO),
+            stderr=subprocess.PIPE,
+        )
+        try:
+            url = await read_url(process, seen)
+            port = int(url.rsplit(":", 1)[1])
+            # A request in flight keeps the graceful shutdown waiting (up to 10 s)...
+            in_flight = await trio.open_tcp_stream("127.0.0.1", port)
+            await in_flight.send_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while b"started" not in received:  # the request is being served
+                received += await in_flight.receive_some(4096)
+            process.send_signal(signal.SIGTERM)
+            assert process.stderr is not None
+            while b"graceful shutdown" not in seen:
+                chunk = await process.stderr.receive_some(4096)
+                assert chunk, bytes(seen)
+                seen += chunk
+            # ...new connections are refused at once...
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream("127.0.0.1", port)
+            assert process.returncode is None
+            # ...and a second signal cancels what is left without waiting.
+            start = trio.current_time()
+            process.send_signal(signal.SIGINT)
+            while chunk := await process.stderr.receive_some(4096):
+                seen += chunk
+            code = await process.wait()
+            assert trio.current_time() - start < 5
+            await in_flight.aclose()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert code in (0, 130), bytes(seen)
+    assert b"second signal" in seen
+    assert b"Traceback" not in seen
