@@ -50,6 +50,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Event, Request, TextMessage
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from . import _sockio as sockio
 from ._groups import raise_single
 from .errors import HTTPError
 
@@ -251,10 +252,16 @@ class _GuardedStream(trio.abc.Stream):
     def __init__(self, stream: trio.abc.Stream, session: WebSocket) -> None:
         self.stream = stream
         self._session = session
+        # Plain TCP: straight through the socket, as the HTTP side does (see _sockio).
+        # trio-websocket writes from one task at a time and reads from its reader task.
+        self._socket = sockio.raw_socket(stream)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         try:
-            await self.stream.send_all(data)
+            if self._socket is None:
+                await self.stream.send_all(data)
+            else:
+                await sockio.send_all(self._socket, data)
         except trio.Cancelled:
             await self._session._interrupted_send()
             raise
@@ -263,7 +270,9 @@ class _GuardedStream(trio.abc.Stream):
         await self.stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.stream.receive_some(max_bytes)
+        if self._socket is None:
+            return await self.stream.receive_some(max_bytes)
+        return await sockio.receive_some(self._socket, max_bytes)
 
     async def aclose(self) -> None:
         await self.stream.aclose()

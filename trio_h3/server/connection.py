@@ -12,7 +12,6 @@ with an exception escaping to the server.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 import trio
 
+from .. import _sockio as sockio
 from ..errors import HTTPError, StreamClosed
 from ..event import Address, H3Event
 from ..response import Response, StreamingResponse, WebSocketUpgrade, error_response
@@ -79,14 +79,9 @@ class HTTPConnection:
         scheme: str = "http",
     ) -> None:
         self.stream = stream
-        # Plain TCP: write through the trio socket itself. SocketStream.send_all wraps
-        # each call in two context managers (conflict detection, error translation)
-        # worth ~3 us per write, a fifth of the cost of a small SSE event; writes here
-        # are already serialised (one response at a time, the SSE writer's lock) and
-        # _send_all translates the errors the same way.
-        self._socket: trio.socket.SocketType | None = (
-            stream.socket if type(stream) is trio.SocketStream else None
-        )
+        # Plain TCP: writes go through the socket itself (see _sockio); they are
+        # already serialised (one response at a time, the SSE writer's lock).
+        self._socket = sockio.raw_socket(stream)
         self.state = state
         self.options = state.options
         self.client = client
@@ -328,20 +323,10 @@ class HTTPConnection:
 
     async def _send_all(self, data: bytes) -> None:
         try:
-            sock = self._socket
-            if sock is None:
+            if self._socket is None:
                 await self.stream.send_all(data)
             else:
-                sent = await sock.send(data)
-                if sent < len(data):
-                    view = memoryview(data)[sent:]
-                    while view:
-                        view = view[await sock.send(view) :]
-        except OSError as exc:
-            self._broken = True
-            if exc.errno == errno.EBADF:
-                raise trio.ClosedResourceError("the socket was closed") from None
-            raise trio.BrokenResourceError(f"the client went away: {exc}") from exc
+                await sockio.send_all(self._socket, data)
         except BaseException:
             # Some unknown part of ``data`` may be out: the framing is lost.
             self._broken = True
