@@ -709,3 +709,13 @@ async def test_lifespan_as_async_generator_taking_the_app_and_of_mounted_apps(
     async with TestClient(app):
         assert log == ["main enter H3", "sub enter"]
     assert log == ["main enter H3", "sub enter", "sub exit", "main exit"]
+
+
+async def test_test_client_options_is_the_http_method(autojump_clock: MockClock) -> None:
+    app = H3()
+    app.options("/items", lambda e: {"allow": "GET"})
+    async with TestClient(app, max_body_size=1234) as client:
+        assert client.serve_options.max_body_size == 1234
+        r = await client.options("/items")
+        assert r.status == 200
+        assert r.json() == {"allow": "GET"}

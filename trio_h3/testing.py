@@ -516,8 +516,9 @@ class TestClient:
     ) -> None:
         kwargs.setdefault("access_log", False)
         self.app = app
-        self.options = ServeOptions.build(options, **kwargs)
-        self.server = Server(app, self.options)
+        #: The server's options (``client.options(path)`` is the HTTP OPTIONS method).
+        self.serve_options = ServeOptions.build(options, **kwargs)
+        self.server = Server(app, self.serve_options)
         self.buffer_size = buffer_size
         self.client_address = Address(*client)
         self._nursery: trio.Nursery | None = None

@@ -33,7 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, NoReturn
 
@@ -226,7 +226,7 @@ class _ObservedWSConnection(WSConnection):
             self._session._on_close_sent(event.code, event.reason or "")
         return data
 
-    def events(self) -> Iterator[Event]:
+    def events(self) -> Generator[Event, None, None]:
         for event in super().events():
             if isinstance(event, CloseConnection):
                 # wsproto reports a frame it cannot parse as a CloseConnection (1002, 1007)

@@ -12,10 +12,11 @@ with an exception escaping to the server.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import h11
 import trio
@@ -170,7 +171,7 @@ class HTTPConnection:
                         return None
                     # (If the head is still incomplete, the NEED_DATA branch above
                     # starts its request_head_timeout on the next turn.)
-                    self.h11.receive_data(data)
+                    self.h11.receive_data(cast(bytes, data))
                     continue
                 if isinstance(event, h11.Request):
                     if event.http_version not in (b"1.0", b"1.1"):
@@ -359,7 +360,7 @@ class HTTPConnection:
                 if data is None:
                     self._must_close = True
                     raise HTTPError(408, "Timed out reading the request body")
-                h.receive_data(data)
+                h.receive_data(cast(bytes, data))
                 continue
             if isinstance(event, h11.Data):
                 self._body_received += len(event.data)
@@ -476,7 +477,7 @@ class HTTPConnection:
                     if len(self.h11.trailing_data[0]) + len(data) > self.options.max_header_size:
                         self._must_close = True
                     else:
-                        self.h11.receive_data(data)
+                        self.h11.receive_data(cast(bytes, data))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         self._must_close = True
@@ -736,12 +737,15 @@ class HTTPConnection:
 
         assert self._request is not None
         options = self.options
-        settings = {
-            "ping_interval": options.ws_ping_interval,
-            "ping_timeout": options.ws_ping_timeout,
-            "max_message_size": options.ws_max_message_size,
-        }
-        settings.update(response.options)
+        # Server-wide defaults, then what the route overrides.
+        settings = dataclasses.replace(
+            WebSocketOptions(
+                ping_interval=options.ws_ping_interval,
+                ping_timeout=options.ws_ping_timeout,
+                max_message_size=options.ws_max_message_size,
+            ),
+            **response.options,
+        )
         self._handed_off = True
         self._response_started = True
         await run_websocket(
@@ -750,7 +754,7 @@ class HTTPConnection:
             bytes(self.h11.trailing_data[0]),
             event,
             response.handler,
-            WebSocketOptions(**settings),
+            settings,
             self.state.shutting_down,
             options.stream_shutdown_grace,
         )
