@@ -17,6 +17,7 @@ import argparse
 import collections
 import json
 import os
+import selectors
 import shutil
 import socket
 import subprocess
@@ -36,17 +37,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def wait_listening(process: subprocess.Popen[bytes], timeout: float = 15.0) -> bytes:
+    """Read the server's stderr until it announces its URL; return what it printed.
+
+    Event-driven (the announcement comes once the socket is listening), bounded by
+    ``timeout`` in case the server hangs without printing.
+    """
+    assert process.stderr is not None
+    seen = b""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"echo server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("echo server did not start listening")
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while b"listening on" not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise RuntimeError("echo server did not start listening")
+            chunk = os.read(process.stderr.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"echo server exited with {process.wait()}: {seen!r}")
+            seen += chunk
+    return seen
 
 
 def summarise(outdir: Path) -> tuple[collections.Counter[str], list[str]]:
@@ -77,8 +87,9 @@ def run(parallelism: int = 8, include: list[str] | None = None, outdir: Path | N
         stderr=subprocess.PIPE,
     )
     report_dir = outdir or Path(tempfile.mkdtemp(prefix="autobahn-"))
+    announced = b""
     try:
-        wait_listening(port, server)
+        announced = wait_listening(server)
         command = [kosoku, f"127.0.0.1:{port}", "-p", str(parallelism), "-o", str(report_dir)]
         for pattern in include or []:
             command += ["-i", pattern]
@@ -102,7 +113,8 @@ def run(parallelism: int = 8, include: list[str] | None = None, outdir: Path | N
     summary = " ".join(f"{name}={counts.get(name, 0)}" for name in order)
     print(summary, f"total={sum(counts.values())}")
     print(f"report: {report_dir}/index.html")
-    if b"Traceback" in (err or b""):
+    err = announced + (err or b"")
+    if b"Traceback" in err:
         print("the echo server logged a traceback:\n" + err.decode(errors="replace"))
         failed.append("server traceback")
     for line in failed:
