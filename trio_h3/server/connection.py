@@ -67,6 +67,11 @@ def _inspect_head(request: h11.Request) -> tuple[int, int | None]:
     return size, length
 
 
+def _shutting_down() -> HTTPError:
+    """The answer to a new stream or upgrade during shutdown (both forms, and WebSockets)."""
+    return HTTPError(503, "Server is shutting down", headers=[("retry-after", "1")])
+
+
 class HTTPConnection:
     """Serves one client connection until it closes, times out or the server stops."""
 
@@ -209,7 +214,9 @@ class HTTPConnection:
         self._body_done = False
         self._response_started = False
         self._response_bytes = 0
-        started = trio.current_time()
+        # The clock is read only when the access log will use it (a per-request cost).
+        log_access = self.options.access_log and access_logger.isEnabledFor(logging.INFO)
+        started = trio.current_time() if log_access else 0.0
         method = request.method.decode("ascii", "replace")
         event = H3Event(
             method,
@@ -247,9 +254,7 @@ class HTTPConnection:
             ):
                 # A long-lived session started now would only be cut at once: tell the
                 # client to come back (to another instance) instead.
-                refusal = error_response(
-                    HTTPError(503, "Server is shutting down", headers=[("retry-after", "1")])
-                )
+                refusal = error_response(_shutting_down())
                 status = 503
                 await self._send_response(refusal)
             elif isinstance(response, WebSocketUpgrade):
@@ -261,7 +266,7 @@ class HTTPConnection:
             else:
                 await self._send_response(response, head_only=method == "HEAD")
         finally:
-            if self.options.access_log and access_logger.isEnabledFor(logging.INFO):
+            if log_access:
                 access_logger.info(
                     '%s - "%s %s HTTP/%s" %d %d %.1fms',
                     self.client.host if self.client else "-",
@@ -640,7 +645,7 @@ class HTTPConnection:
         if self.state.shutting_down.is_set() and event.method != "HEAD":
             # As for the callback form: a stream started now would only be cut, so
             # the handler gets a 503 and the client comes back (to another instance).
-            raise HTTPError(503, "Server is shutting down", headers=[("retry-after", "1")])
+            raise _shutting_down()
         await self._consume_request_body(event)
         response = SSEResponse(event, options, None, ())
         if event.response_headers.raw:
