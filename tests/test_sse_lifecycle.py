@@ -671,7 +671,9 @@ async def test_on_close_runs_once_for_every_ending(autojump_clock: MockClock) ->
     await run("send_timeout", floods, send_timeout=5, client={"buffer_size": 2048})
     await run("server_shutdown", waits)
     assert results == {name: (CloseReason(name), 1) for name in results}
-    assert set(results) == {reason.value for reason in CloseReason}
+    # "cancelled" (an enclosing scope) can only reach the inline form: its own test
+    # (test_regressions_sse.py) drives it through a timeout middleware.
+    assert set(results) | {"cancelled"} == {reason.value for reason in CloseReason}
 
 
 async def test_on_close_is_shielded_and_async(autojump_clock: MockClock) -> None:
@@ -1074,7 +1076,8 @@ async def test_shutdown_never_hangs_on_streams(autojump_clock: MockClock) -> Non
         for probe in probes[:4]:
             assert await probe.wait_ended(1) is CloseReason.SERVER_SHUTDOWN
         # Only the stream that shielded itself is still there: shutdown did not wait.
-        assert client.state.streams == {probes[4].writer}
+        (left,) = client.state.streams
+        assert left.reason is probes[4].writer.close_reason is CloseReason.SERVER_SHUTDOWN
 
 
 @pytest.mark.parametrize("form", ["callback", "inline"])

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_h3.errors import HTTPError
-from trio_h3.websocket import WebSocketClosed, WebSocketOptions, check_upgrade_request
+from trio_h3.websocket import WebSocketClosed, WebSocketOptions
+from trio_h3.websocket.handshake import check_upgrade_request
 
 KEY = base64.b64encode(b"0123456789abcdef")
 GOOD = [

@@ -29,13 +29,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from trio_h3.errors import HTTPError
-from trio_h3.websocket import (
-    WebSocket,
-    WebSocketClosed,
-    WebSocketOptions,
-    check_upgrade_request,
-    run_websocket,
-)
+from trio_h3.types import RequestHead
+from trio_h3.websocket import WebSocket, WebSocketClosed, WebSocketOptions
+from trio_h3.websocket.handshake import check_upgrade_request
+from trio_h3.websocket.session import run_websocket
 
 Handler = Callable[[WebSocket], Awaitable[None]]
 NO_PING = WebSocketOptions(ping_interval=None, close_timeout=2.0)
@@ -78,9 +75,10 @@ async def serve_stream(
         await stream.aclose()
         return
     trailing, _closed = conn.trailing_data
+    head = RequestHead(request.method, request.target, request.http_version, list(request.headers))
     await run_websocket(
         stream,
-        request,
+        head,
         trailing,
         {"path": request.target.decode()},
         handler,

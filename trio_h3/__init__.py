@@ -2,6 +2,7 @@
 
 ::
 
+    import trio
     from trio_h3 import H3, H3Event, serve
 
     app = H3()
@@ -11,26 +12,69 @@
         return "Hello from trio-h3!"
 
     trio.run(serve, app)
+
+The map (data flows top to bottom; each layer knows only the ones below it)::
+
+    cli.py           trio-h3 run module:app: imports the app, builds ServeOptions, serve()
+    server/          the Trio shell: serve (listeners, signals, hard bounds), connection
+                     (the request loop), exchange (one request), wire (the only module
+                     that speaks h11), checks (pure), body, streaming (one lifecycle for
+                     every stream, with its monitor task), options, state
+    testing.py       TestClient: the real connection code over in-memory streams
+    broadcast.py     the fan-out hub
+    websocket/       handshake (pure), options, session (over trio-websocket)
+    sse/             encoding, parser, response (pure); stream (the one state machine of
+                     a stream's ending) and writer (Trio)
+    app.py           H3: routes + middleware + hooks + mounts -> a Response (no Trio)
+    middleware.py    the onion and its scoping, on the canonical path (no Trio)
+    event.py         H3Event: the request as read, the response being built (no Trio)
+    utils/           the h3 utilities, helpers that take an event
+    types.py         the shapes the layers agree on; RequestIO, the framework/server seam
+    router.py  paths.py  response.py  datastructures.py  errors.py     the pure core
+
+``import trio_h3`` loads neither Trio nor h11: names are imported on first use (PEP 562),
+and the pure core (router, paths, response, errors, datastructures, sse.encoding,
+sse.parser, websocket.handshake) imports with both absent. App code is a guest:
+``_guest.py`` is the one boundary that turns whatever it raises into a 500, the end of
+its own stream or a 1011, and lets every other connection carry on.
 """
 
-from .app import H3, Middleware, Next, Route
-from .broadcast import Broadcast
-from .errors import ClientDisconnected, HTTPError, StreamClosed
-from .event import URL, Address, H3Event, QueryParams
-from .headers import Headers
-from .response import (
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
-from .router import Router
-from .server import ServeOptions, Server, serve
-from .sse import CloseReason, SSEEvent, SSEWriter, encode_comment, encode_event
-from .utils.cookies import delete_cookie, set_cookie
-from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .app import H3, Route, RouteOptions
+    from .broadcast import Broadcast, BroadcastStatistics, Subscription
+    from .datastructures import URL, Address, Headers, MultiMapping, QueryParams
+    from .errors import ClientDisconnected, HTTPError, StreamClosed
+    from .event import H3Event
+    from .paths import safe_join
+    from .response import (
+        HTMLResponse,
+        JSONResponse,
+        PlainTextResponse,
+        RedirectResponse,
+        Response,
+        StreamingResponse,
+    )
+    from .router import Match, Router
+    from .server.options import ServeOptions
+    from .server.serve import Server, serve
+    from .sse import (
+        CloseReason,
+        ServerSentEvent,
+        SSEEvent,
+        SSEParser,
+        SSEWriter,
+        encode_comment,
+        encode_event,
+    )
+    from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
+    from .utils.cookies import delete_cookie, set_cookie
+    from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
 
@@ -39,35 +83,97 @@ __all__ = [
     "URL",
     "Address",
     "Broadcast",
+    "BroadcastStatistics",
     "ClientDisconnected",
     "CloseFrame",
     "CloseReason",
     "H3Event",
     "HTMLResponse",
     "HTTPError",
+    "Handler",
     "Headers",
     "JSONResponse",
+    "Match",
     "Middleware",
+    "MultiMapping",
     "Next",
     "PlainTextResponse",
     "QueryParams",
     "RedirectResponse",
     "Response",
     "Route",
+    "RouteOptions",
     "Router",
     "SSEEvent",
+    "SSEParser",
     "SSEWriter",
     "ServeOptions",
     "Server",
+    "ServerSentEvent",
+    "StreamCallback",
     "StreamClosed",
     "StreamingResponse",
+    "Subscription",
     "WebSocket",
     "WebSocketClosed",
+    "WebSocketHandler",
     "WebSocketOptions",
     "__version__",
     "delete_cookie",
     "encode_comment",
     "encode_event",
+    "safe_join",
     "serve",
     "set_cookie",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "H3": ".app",
+        "Route": ".app",
+        "RouteOptions": ".app",
+        "Broadcast": ".broadcast",
+        "BroadcastStatistics": ".broadcast",
+        "Subscription": ".broadcast",
+        "URL": ".datastructures",
+        "Address": ".datastructures",
+        "Headers": ".datastructures",
+        "MultiMapping": ".datastructures",
+        "QueryParams": ".datastructures",
+        "ClientDisconnected": ".errors",
+        "HTTPError": ".errors",
+        "StreamClosed": ".errors",
+        "H3Event": ".event",
+        "safe_join": ".paths",
+        "HTMLResponse": ".response",
+        "JSONResponse": ".response",
+        "PlainTextResponse": ".response",
+        "RedirectResponse": ".response",
+        "Response": ".response",
+        "StreamingResponse": ".response",
+        "Match": ".router",
+        "Router": ".router",
+        "ServeOptions": ".server.options",
+        "Server": ".server.serve",
+        "serve": ".server.serve",
+        "CloseReason": ".sse.stream",
+        "ServerSentEvent": ".sse.parser",
+        "SSEEvent": ".sse.encoding",
+        "SSEParser": ".sse.parser",
+        "SSEWriter": ".sse.writer",
+        "encode_comment": ".sse.encoding",
+        "encode_event": ".sse.encoding",
+        "Handler": ".types",
+        "Middleware": ".types",
+        "Next": ".types",
+        "StreamCallback": ".types",
+        "WebSocketHandler": ".types",
+        "delete_cookie": ".utils.cookies",
+        "set_cookie": ".utils.cookies",
+        "CloseFrame": ".websocket.session",
+        "WebSocket": ".websocket.session",
+        "WebSocketClosed": ".websocket.session",
+        "WebSocketOptions": ".websocket.options",
+    },
+)

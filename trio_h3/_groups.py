@@ -15,13 +15,13 @@ import trio
 __all__ = ["leaves", "raise_single"]
 
 
-def leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    """Every non-group exception inside ``group``, depth first."""
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from leaves(exc)
-        else:
-            yield exc
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` itself, or every non-group exception inside it, depth first."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc
 
 
 def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:

@@ -1,7 +1,15 @@
-"""H3: routes, middleware and hooks; turns an H3Event into a Response.
+"""H3: routes, middleware, hooks and mounts; turns an H3Event into a Response.
 
-The app knows nothing of sockets. The connection builds an :class:`H3Event`, awaits
-:meth:`H3.handle` and writes whatever :class:`Response` comes back.
+The app knows nothing of sockets or of Trio. The server builds an :class:`H3Event`,
+awaits :meth:`H3.handle` and writes whatever :class:`Response` comes back. Errors a
+handler raises become responses here (``HTTPError`` its own, anything else a logged
+500); what is not an ``Exception`` (``KeyboardInterrupt``, a stray ``Cancelled``...) is
+the server's to contain (:mod:`trio_h3._guest`).
+
+Order of a request through one app: ``on_request`` -> middleware (registration order,
+global and scoped alike) -> the route (or a mounted app, which applies its own hooks
+and middleware to its routes) -> ``on_response``; ``on_error`` sees every error raised
+on the way and may answer instead.
 """
 
 from __future__ import annotations
@@ -10,52 +18,66 @@ import copy
 import inspect
 import logging
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
-
-import trio
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
 from .errors import HTTPError
 from .event import H3Event
-from .response import Response, WebSocketUpgrade, error_response, to_response
-from .router import ANY_METHOD, Router, split_path
+from .middleware import MiddlewareStack
+from .response import Response, error_response, to_response
+from .router import ANY_METHOD, Router, split_pattern
+from .sse.response import sse_response
+from .types import Handler, Middleware, WebSocketHandler
+from .websocket.handshake import WebSocketUpgrade, check_upgrade_request
 
-__all__ = ["H3", "Handler", "Middleware", "Next", "Route"]
+if TYPE_CHECKING:
+    import trio
+
+__all__ = ["H3", "Route", "RouteOptions"]
 
 logger = logging.getLogger("trio_h3")
 
-Handler = Callable[[H3Event], Any]
-Next = Callable[[], Awaitable[Any]]
-Middleware = Callable[[H3Event, Next], Awaitable[Any]]
 Lifespan = Callable[..., AbstractAsyncContextManager[Any]]
 H = TypeVar("H", bound=Callable[..., Any])
+W = TypeVar("W", bound=WebSocketHandler)
 
-_MOUNT_PARAM = "__mount_rest"
 _UNSET: Any = object()
 
 
-def _as_async(handler: Handler) -> Callable[[H3Event], Awaitable[Any]]:
-    """Sync handlers run inline in the connection's task: keep them short and non-blocking."""
-    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+def _is_async(handler: Any) -> bool:
+    while hasattr(handler, "func"):  # functools.partial
+        handler = handler.func
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - async callable objects
-    ):
-        return handler
-
-    async def run_inline(event: H3Event) -> Any:
-        result = handler(event)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-
-    return run_inline
+    )
 
 
 async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _as_async(handler: Handler, inline: bool) -> Callable[[H3Event], Awaitable[Any]]:
+    """An async handler as it is; a plain ``def`` in a worker thread (or inline if asked)."""
+    if _is_async(handler):
+        return handler
+
+    if inline:
+
+        async def run_inline(event: H3Event) -> Any:
+            return await _maybe_await(handler(event))
+
+        return run_inline
+
+    async def run_in_thread(event: H3Event) -> Any:
+        # A blocking handler must not stall every other connection (FastAPI and
+        # Starlette run sync endpoints in a thread pool too).
+        return await _maybe_await(await event.run_sync(handler, event))
+
+    return run_in_thread
 
 
 @dataclass(slots=True)
@@ -69,15 +91,14 @@ class Route:
     app: H3
     #: The handler as the user wrote it, for introspection.
     original: Any = None
-    #: Route-level options (WebSocket keepalive and limits).
+    #: The request body limit of this route (``_UNSET``: the server's; None: no limit).
+    max_body_size: Any = _UNSET
+    #: The whole-body deadline of this route (``_UNSET``: the server's; None: none).
+    body_timeout: Any = _UNSET
+    #: A mounted app this route hands the rest of the path to.
+    mounted: H3 | None = None
+    #: Route-level options (WebSocket settings).
     options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _ScopedMiddleware:
-    pattern: str
-    router: Router[bool]
-    middleware: Middleware
 
 
 def _add_event_headers(response: Response, event: H3Event) -> Response:
@@ -97,13 +118,31 @@ def _add_event_headers(response: Response, event: H3Event) -> Response:
     return response
 
 
+class RouteOptions(TypedDict, total=False):
+    """Per-route options of ``app.on`` / ``app.get`` / ..."""
+
+    #: The request body limit in bytes (None: no limit); default: the server's.
+    max_body_size: int | None
+    #: The whole-body deadline in seconds (None: none); default: the server's.
+    body_timeout: float | None
+    #: Run a plain ``def`` handler in the connection's task instead of a thread.
+    inline: bool
+
+
+def _check_limit(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number or None, not {value!r}")
+
+
 class H3:
-    """An application: routes, middleware, hooks and a lifespan.
+    """An application: routes, middleware, hooks, mounts and a lifespan.
 
     ``on_request(event)`` runs before routing; ``on_response(event, response)`` sees
     every response (and may return a replacement); ``on_error(error, event)`` sees
     every error and may return a replacement response. ``debug=True`` adds the
-    traceback to 500 bodies.
+    traceback to 500 bodies. A mounted app applies its own hooks and ``debug``.
     """
 
     def __init__(
@@ -120,8 +159,7 @@ class H3:
         self.on_response = on_response
         self.on_error = on_error
         self.router: Router[Route] = Router()
-        self._middleware: list[Middleware] = []
-        self._scoped: list[_ScopedMiddleware] = []
+        self.middleware = MiddlewareStack()
         self._mounted: list[tuple[str, H3]] = []
         self._lifespan: Lifespan | None = None
         if lifespan is not None:
@@ -129,178 +167,184 @@ class H3:
 
     # -- registration ----------------------------------------------------------------
 
-    def on(self, method: str, path: str, handler: H | None = None) -> Any:
-        """Register ``handler`` for ``method`` at ``path``; without it, a decorator."""
+    @overload
+    def on(self, method: str, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
+    @overload
+    def on(self, method: str, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def on(self, method: str, path: str, handler: Any = None, **options: Any) -> Any:
+        """Register ``handler`` for ``method`` at ``path``; without it, a decorator.
+
+        Options (:class:`RouteOptions`): ``max_body_size`` overrides the server's request
+        body limit for this route (``None``: no limit, for streamed uploads);
+        ``body_timeout`` its whole-body deadline; a plain ``def`` handler runs in a
+        worker thread unless ``inline=True`` (then it must not block).
+        """
+        unknown = set(options) - set(RouteOptions.__annotations__)
+        if unknown:
+            raise TypeError(f"unknown route options: {', '.join(sorted(unknown))}")
+        _check_limit("max_body_size", options.get("max_body_size"))
+        _check_limit("body_timeout", options.get("body_timeout"))
         if handler is None:
 
             def decorator(fn: H) -> H:
-                self.on(method, path, fn)
+                self.on(method, path, fn, **options)
                 return fn
 
             return decorator
         method = method.upper()
-        route = Route(method, path, _as_async(handler), self, handler)
+        route = Route(
+            method,
+            path,
+            _as_async(handler, options.get("inline", False)),
+            self,
+            handler,
+            options.get("max_body_size", _UNSET),
+            options.get("body_timeout", _UNSET),
+        )
         self.router.add(method, path, route)
         return handler
 
+    def _verb(self, method: str, path: str, handler: Any, options: dict[str, Any]) -> Any:
+        return self.on(method, path, handler, **options)
+
     @overload
-    def get(self, path: str) -> Callable[[H], H]: ...
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def get(self, path: str, handler: H) -> H: ...
-    def get(self, path: str, handler: H | None = None) -> Any:
+    def get(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def get(self, path: str, handler: Any = None, **options: Any) -> Any:
         """``GET path`` (HEAD falls back to it)."""
-        return self.on("GET", path, handler)
+        return self._verb("GET", path, handler, options)
 
     @overload
-    def post(self, path: str) -> Callable[[H], H]: ...
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def post(self, path: str, handler: H) -> H: ...
-    def post(self, path: str, handler: H | None = None) -> Any:
+    def post(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def post(self, path: str, handler: Any = None, **options: Any) -> Any:
         """``POST path``."""
-        return self.on("POST", path, handler)
+        return self._verb("POST", path, handler, options)
 
     @overload
-    def put(self, path: str) -> Callable[[H], H]: ...
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def put(self, path: str, handler: H) -> H: ...
-    def put(self, path: str, handler: H | None = None) -> Any:
+    def put(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def put(self, path: str, handler: Any = None, **options: Any) -> Any:
         """``PUT path``."""
-        return self.on("PUT", path, handler)
+        return self._verb("PUT", path, handler, options)
 
     @overload
-    def patch(self, path: str) -> Callable[[H], H]: ...
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def patch(self, path: str, handler: H) -> H: ...
-    def patch(self, path: str, handler: H | None = None) -> Any:
+    def patch(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def patch(self, path: str, handler: Any = None, **options: Any) -> Any:
         """``PATCH path``."""
-        return self.on("PATCH", path, handler)
+        return self._verb("PATCH", path, handler, options)
 
     @overload
-    def delete(self, path: str) -> Callable[[H], H]: ...
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def delete(self, path: str, handler: H) -> H: ...
-    def delete(self, path: str, handler: H | None = None) -> Any:
+    def delete(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def delete(self, path: str, handler: Any = None, **options: Any) -> Any:
         """``DELETE path``."""
-        return self.on("DELETE", path, handler)
+        return self._verb("DELETE", path, handler, options)
 
     @overload
-    def head(self, path: str) -> Callable[[H], H]: ...
+    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def head(self, path: str, handler: H) -> H: ...
-    def head(self, path: str, handler: H | None = None) -> Any:
+    def head(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def head(self, path: str, handler: Any = None, **options: Any) -> Any:
         """``HEAD path`` (only needed to answer HEAD differently from GET)."""
-        return self.on("HEAD", path, handler)
+        return self._verb("HEAD", path, handler, options)
 
     @overload
-    def options(self, path: str) -> Callable[[H], H]: ...
+    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def options(self, path: str, handler: H) -> H: ...
-    def options(self, path: str, handler: H | None = None) -> Any:
+    def options(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def options(self, path: str, handler: Any = None, **options: Any) -> Any:
         """``OPTIONS path``."""
-        return self.on("OPTIONS", path, handler)
+        return self._verb("OPTIONS", path, handler, options)
 
     @overload
-    def all(self, path: str) -> Callable[[H], H]: ...
+    def all(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]: ...
     @overload
-    def all(self, path: str, handler: H) -> H: ...
-    def all(self, path: str, handler: H | None = None) -> Any:
+    def all(self, path: str, handler: H, **options: Unpack[RouteOptions]) -> H: ...
+    def all(self, path: str, handler: Any = None, **options: Any) -> Any:
         """Every method at ``path`` (a method-specific route there wins)."""
-        return self.on(ANY_METHOD, path, handler)
+        return self._verb(ANY_METHOD, path, handler, options)
 
-    def ws(
-        self,
-        path: str,
-        handler: H | None = None,
-        *,
-        ping_interval: float | None = _UNSET,
-        ping_timeout: float = _UNSET,
-        max_message_size: int = _UNSET,
-        message_queue_size: int = _UNSET,
-        close_timeout: float = _UNSET,
-    ) -> Any:
-        """A WebSocket route: ``handler(ws)`` runs after the upgrade.
+    @overload
+    def ws(self, path: str, **options: Any) -> Callable[[W], W]: ...
+    @overload
+    def ws(self, path: str, handler: W, **options: Any) -> W: ...
+    def ws(self, path: str, handler: Any = None, **options: Any) -> Any:
+        """A WebSocket route: ``async def handler(ws)`` runs after the upgrade.
 
         Middleware runs before the upgrade (an auth middleware can answer 401). A
-        plain GET gets 426, a bad handshake 400. Keyword arguments override the
-        server-wide WebSocket defaults of :class:`ServeOptions` for this route.
+        plain GET gets 426, a bad handshake 400. Keyword arguments
+        (``ping_interval``, ``ping_timeout``, ``max_message_size``,
+        ``message_queue_size``, ``close_timeout``) override the server-wide WebSocket
+        defaults of :class:`~trio_h3.ServeOptions` for this route.
         """
+        from .websocket.options import check_route_options
+
+        check_route_options(options)
         if handler is None:
 
-            def decorator(fn: H) -> H:
-                self.ws(
-                    path,
-                    fn,
-                    ping_interval=ping_interval,
-                    ping_timeout=ping_timeout,
-                    max_message_size=max_message_size,
-                    message_queue_size=message_queue_size,
-                    close_timeout=close_timeout,
-                )
+            def decorator(fn: W) -> W:
+                self.ws(path, fn, **options)
                 return fn
 
             return decorator
-        overrides = {
-            name: value
-            for name, value in (
-                ("ping_interval", ping_interval),
-                ("ping_timeout", ping_timeout),
-                ("max_message_size", max_message_size),
-                ("message_queue_size", message_queue_size),
-                ("close_timeout", close_timeout),
-            )
-            if value is not _UNSET
-        }
-        ws_handler = handler
+        ws_handler: WebSocketHandler = handler
 
         async def upgrade(event: H3Event) -> WebSocketUpgrade:
-            from .websocket import check_upgrade_request
+            check_upgrade_request(event.method, event.raw_headers)
+            return WebSocketUpgrade(ws_handler, options)
 
-            check_upgrade_request(event.method, event._raw_headers)
-            return WebSocketUpgrade(ws_handler, overrides)
-
-        route = Route("GET", path, upgrade, self, handler, overrides)
-        self.router.add("GET", path, route)
+        self.router.add("GET", path, Route("GET", path, upgrade, self, handler, options=options))
         return handler
 
-    def use(
-        self, path_or_middleware: str | Middleware, middleware: Middleware | None = None
-    ) -> Any:
+    @overload
+    def use(self, middleware: Middleware, /) -> Middleware: ...
+    @overload
+    def use(self, pattern: str, /) -> Callable[[Middleware], Middleware]: ...
+    @overload
+    def use(self, pattern: str, middleware: Middleware, /) -> Middleware: ...
+    def use(self, first: str | Middleware, middleware: Middleware | None = None) -> Any:
         """Add onion middleware ``async def mw(event, next)``, for every path or a pattern.
 
         ``return await next()`` continues down the chain and may change what comes
         back; returning a value without calling ``next`` answers the request there.
-        ``app.use("/admin/**", mw)`` limits it to paths matching the pattern.
+        ``app.use("/admin/**", mw)`` limits it to paths matching the pattern. Layers
+        run in registration order.
         """
-        if isinstance(path_or_middleware, str):
-            pattern = path_or_middleware
+        if isinstance(first, str):
+            pattern = first
             if middleware is None:
 
                 def decorator(fn: Middleware) -> Middleware:
-                    self.use(pattern, fn)
+                    self.middleware.add(fn, pattern)
                     return fn
 
                 return decorator
-            router: Router[bool] = Router()
-            router.add(ANY_METHOD, pattern, True)
-            self._scoped.append(_ScopedMiddleware(pattern, router, middleware))
+            self.middleware.add(middleware, pattern)
             return middleware
-        self._middleware.append(path_or_middleware)
-        return path_or_middleware
+        self.middleware.add(first)
+        return first
 
     def mount(self, prefix: str, app: H3) -> None:
-        """Serve ``app``'s routes and middleware under ``prefix`` (``/api`` -> ``/api/...``)."""
-        segments = split_path(prefix)
+        """Serve ``app`` under ``prefix`` (``/api`` -> ``/api/...``).
+
+        The prefix may capture params (``/orgs/:org``); they reach the sub-app's
+        handlers. The sub-app's middleware, hooks and ``debug`` apply to its routes, and
+        this app's middleware wraps them.
+        """
+        segments = split_pattern(prefix)
         if not segments:
             raise ValueError("mount prefix must not be '/'")
         clean = "/" + "/".join(segments)
-        sub = app
-
-        async def delegate(event: H3Event) -> Any:
-            rest = event.params.pop(_MOUNT_PARAM, "")
-            return await sub._dispatch(event, "/" + rest)
-
-        for pattern in (clean, f"{clean}/**:{_MOUNT_PARAM}"):
-            self.router.add(ANY_METHOD, pattern, Route(ANY_METHOD, pattern, delegate, sub, sub))
+        pattern = f"{clean}/**"
+        route = Route(ANY_METHOD, pattern, _mount_placeholder, app, app, mounted=app)
+        self.router.add(ANY_METHOD, pattern, route, keep_segments=True)
         self._mounted.append((clean, app))
 
     def lifespan(self, fn: Lifespan) -> Lifespan:
@@ -330,16 +374,27 @@ class H3:
     # -- handling ----------------------------------------------------------------------
 
     async def handle(self, event: H3Event) -> Response:
-        """Run hooks, middleware and the route for ``event``; never raises for app errors."""
+        """Answer ``event``: hooks, middleware, the route. Never raises for app errors.
+
+        Only what is not an ``Exception`` (see the module docstring) leaves it.
+        """
+        return await self.handle_segments(event, event.segments, event.path)
+
+    async def handle_segments(
+        self, event: H3Event, segments: Sequence[str], path: str | None = None
+    ) -> Response:
+        """Answer ``event`` for the canonical ``segments`` (how a mount hands its rest on).
+
+        ``path`` is the canonical path string of ``segments`` when the caller has it.
+        """
         event.app = self
         try:
+            event.check_path()
             if self.on_request is not None:
                 await _maybe_await(self.on_request(event))
-            value = await self._dispatch(event, event.raw_path)
-            if event._sse is not None and (value is None or isinstance(value, Response)):
-                from .sse import sse_response
-
-                response = sse_response(event, value)
+            value = await self._dispatch(event, segments, path)
+            if event.sse_request is not None:
+                response = sse_response(event, event.sse_request, value)
             else:
                 response = to_response(value, event.status, event.response_headers)
         except Exception as exc:
@@ -354,52 +409,53 @@ class H3:
                 response = await self._handle_error(event, exc)
         return response
 
-    async def _dispatch(self, event: H3Event, path: str) -> Any:
-        match = self.router.lookup(event.method, path)
+    async def _dispatch(self, event: H3Event, segments: Sequence[str], path: str | None) -> Any:
+        match = self.router.lookup(event.method, segments, path)
         route = None
         if match is not None:
-            event.params = match.params
             route = match.route
-        middleware = self._middleware
-        if self._scoped:
-            middleware = middleware + [
-                s.middleware for s in self._scoped if s.router.lookup("GET", path) is not None
-            ]
-        if route is not None and not middleware:
+            if match.params:
+                event.params = {**event.params, **match.params} if event.params else match.params
+            if route is not None:
+                event.route = route.pattern
+                if route.max_body_size is not _UNSET:
+                    event.max_body_size = route.max_body_size
+                if route.body_timeout is not _UNSET:
+                    event.body_timeout = route.body_timeout
+        layers = self.middleware.for_path(segments) if self.middleware else ()
+        if route is not None and route.mounted is None and not layers:
             return await route.handler(event)
 
         async def endpoint() -> Any:
             if route is not None:
+                if route.mounted is not None:
+                    assert match is not None
+                    response = await route.mounted.handle_segments(event, match.rest)
+                    event.app = self
+                    return response
                 return await route.handler(event)
             if match is not None:
-                allow = ", ".join(match.allowed)
                 raise HTTPError(
                     405,
                     f"Method {event.method} is not allowed for {event.path}",
-                    headers=[("allow", allow)],
+                    headers=[("allow", ", ".join(match.allowed))],
                 )
             raise HTTPError(404, f"Cannot find any route matching [{event.method}] {event.path}")
 
-        if not middleware:
-            return await endpoint()
-
-        def make_next(index: int) -> Next:
-            if index == len(middleware):
-                return endpoint
-
-            async def call_next() -> Any:
-                return await middleware[index](event, make_next(index + 1))
-
-            return call_next
-
-        return await make_next(0)()
+        return await MiddlewareStack.run(event, layers, endpoint)
 
     async def _handle_error(self, event: H3Event, exc: Exception) -> Response:
         if isinstance(exc, HTTPError):
             error = exc
             stack = None
         else:
-            logger.error("Unhandled error in %s %s", event.method, event.path, exc_info=exc)
+            logger.error(
+                "Unhandled error in %s %s (route %s)",
+                event.method,
+                event.path,
+                event.route or "-",
+                exc_info=exc,
+            )
             error = HTTPError(500, "Internal Server Error")
             stack = "".join(traceback.format_exception(exc)) if self.debug else None
         if self.on_error is not None:
@@ -413,3 +469,7 @@ class H3:
 
     def __repr__(self) -> str:
         return f"<H3 with {len(self.router.routes())} routes>"
+
+
+async def _mount_placeholder(event: H3Event) -> Any:  # pragma: no cover - never called
+    raise AssertionError("a mount route is dispatched by its app, not called")

@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .datastructures import Headers
+
 __all__ = ["ClientDisconnected", "HTTPError", "StreamClosed"]
 
 
@@ -38,7 +40,7 @@ class HTTPError(Exception):
         data: Any = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> None:
-        if not 400 <= status <= 599:
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"HTTPError status must be 4xx or 5xx, got {status!r}")
         self.status = status
         self.message = message if message is not None else _reason_phrase(status)
@@ -49,6 +51,8 @@ class HTTPError(Exception):
             self.headers = list(headers.items())
         else:
             self.headers = list(headers)
+        # Validated here, at the raise that set them, rather than as a broken answer.
+        Headers(self.headers)
         super().__init__(status, self.message)
 
     def __str__(self) -> str:

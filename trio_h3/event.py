@@ -1,126 +1,47 @@
 """H3Event: the request as read, the response being built, and per-request context.
 
-The event never touches the socket itself. Reading the body and starting an inline
-stream go through a small :class:`RequestIO` object that the connection provides,
-which keeps this module free of server details (and lets the test client drive the
-same code).
+No Trio here: the event reads its body, starts an inline stream and runs a sync handler
+only through the :class:`~trio_h3.types.RequestIO` the server lends it, which keeps the
+framework free of server details (and lets the test client drive the same code).
+
+The path a handler, the router and middleware all see is the *canonical* one
+(:mod:`trio_h3.paths`): ``event.path``; the target as received is ``event.raw_path``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-from urllib.parse import parse_qsl, unquote
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import trio
-
-from .errors import HTTPError, StreamClosed
-from .headers import Headers
+from .datastructures import URL, Address, Headers, QueryParams, parse_cookie_header
+from .errors import HTTPError
+from .paths import canonical_path
+from .response import check_status
+from .sse.response import SSEOptions, SSERequest, check_callback
+from .types import RequestIO, StreamCallback
 
 if TYPE_CHECKING:
-    from .sse import SSEOptions, SSEWriter
+    from .sse.writer import SSEWriter
 
-__all__ = ["URL", "Address", "H3Event", "QueryParams", "RequestIO"]
+__all__ = ["H3Event"]
 
-
-class Address(NamedTuple):
-    """A peer's address: ``host`` and ``port``."""
-
-    host: str
-    port: int
+R = TypeVar("R")
 
 
-class URL(NamedTuple):
-    """The request URL as the client addressed it."""
-
-    scheme: str
-    host: str
-    path: str
-    query: str
-
-    def __str__(self) -> str:
-        query = f"?{self.query}" if self.query else ""
-        return f"{self.scheme}://{self.host}{self.path}{query}"
-
-
-class QueryParams:
-    """Multi-value query parameters: ``get`` gives the first value, ``get_all`` every one."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, query: str | list[tuple[str, str]] = "") -> None:
-        if isinstance(query, str):
-            self._items = parse_qsl(query, keep_blank_values=True)
-        else:
-            self._items = list(query)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of ``name``, or ``default``."""
-        for key, value in self._items:
-            if key == name:
-                return value
-        return default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of ``name``, in order."""
-        return [value for key, value in self._items if key == name]
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        return any(key == name for key, _ in self._items)
-
-    def __iter__(self) -> Any:
-        return iter(dict.fromkeys(key for key, _ in self._items))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def items(self) -> list[tuple[str, str]]:
-        """Every ``(name, value)`` pair, repeated names kept."""
-        return list(self._items)
-
-    def to_dict(self) -> dict[str, str]:
-        """Last value wins, like h3's ``getQuery``."""
-        return dict(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, QueryParams):
-            return self._items == other._items
-        if isinstance(other, dict):
-            return self.to_dict() == other
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"QueryParams({self._items!r})"
-
-
-class RequestIO(Protocol):
-    """What the connection lends an event: the body and the switch to streaming."""
-
-    async def receive_body(self) -> bytes:
-        """The next chunk of the request body; ``b""`` once it is complete."""
-        ...
-
-    def body_complete(self) -> bool:
-        """True once the whole request body has been received."""
-        ...
-
-    async def start_inline_stream(
-        self, event: H3Event, options: SSEOptions, nursery: trio.Nursery
-    ) -> SSEWriter:
-        """Send the SSE head now and return the writer (the inline ``event.sse()`` form)."""
-        ...
-
-    async def finish_inline_stream(self, writer: SSEWriter, error: BaseException | None) -> None:
-        """End an inline stream (terminating chunk, or abort after an error)."""
-        ...
+def _split_target(target: bytes) -> tuple[str, str, str | None]:
+    """``(raw path, query, authority)``; the authority of an absolute-form target."""
+    raw_path, _, query = target.partition(b"?")
+    authority = None
+    if raw_path[:1] != b"/" and b"://" in raw_path:
+        # absolute-form (``GET http://host/path``, RFC 9112 §3.2.2): a server MUST accept
+        # it, and its authority is the request's host (RFC 9112 §3.2.2, §3.3).
+        _scheme, _, rest = raw_path.partition(b"://")
+        slash = rest.find(b"/")
+        authority = (rest[:slash] if slash >= 0 else rest).decode("latin-1")
+        raw_path = rest[slash:] if slash >= 0 else b"/"
+    return raw_path.decode("latin-1"), query.decode("latin-1"), authority
 
 
 class H3Event:
@@ -132,28 +53,32 @@ class H3Event:
     """
 
     __slots__ = (
+        "_authority",
         "_body",
         "_cookies",
         "_headers",
-        "_io",
+        "_path_error",
         "_query",
-        "_raw_headers",
-        "_sse",
-        "_stream_args",
-        "_stream_callback",
+        "_status",
         "app",
+        "body_timeout",
         "client",
         "context",
         "http_version",
+        "io",
+        "max_body_size",
         "method",
         "params",
         "path",
         "query_string",
+        "raw_headers",
         "raw_path",
         "response_headers",
+        "route",
         "scheme",
+        "segments",
         "server",
-        "status",
+        "sse_request",
     )
 
     def __init__(
@@ -169,43 +94,61 @@ class H3Event:
         io: RequestIO | None = None,
     ) -> None:
         self.method = method
-        raw_path, _, query = target.partition(b"?")
-        if raw_path[:1] != b"/" and b"://" in raw_path:
-            # absolute-form (``GET http://host/path``, RFC 9112 3.2.2): route on the path.
-            rest = raw_path.partition(b"://")[2]
-            slash = rest.find(b"/")
-            raw_path = rest[slash:] if slash >= 0 else b"/"
-        #: The path as sent, still percent-encoded (what the router matches on).
-        self.raw_path = raw_path.decode("latin-1")
-        self.path = unquote(self.raw_path) if "%" in self.raw_path else self.raw_path
-        self.query_string = query.decode("latin-1")
-        self._raw_headers = headers
+        raw_path, self.query_string, self._authority = _split_target(target)
+        #: The path as received, still percent-encoded.
+        self.raw_path = raw_path
+        self._path_error: HTTPError | None = None
+        try:
+            path, segments = canonical_path(raw_path)
+        except HTTPError as error:
+            # Answered by the app (so hooks and logs see it), before any routing.
+            self._path_error = error
+            path, segments = raw_path, ()
+        #: The canonical path (see :mod:`trio_h3.paths`): what the router matched.
+        self.path = path
+        #: The canonical path's decoded segments.
+        self.segments = segments
+        #: Request headers as received: ``(lowercased name, value)`` byte pairs.
+        self.raw_headers = headers
         self._headers: Headers | None = None
         self._query: QueryParams | None = None
         self._cookies: dict[str, str] | None = None
         self.http_version = http_version
+        #: The peer's address (behind a trusted proxy: the original client's).
         self.client = client
         self.server = server
         self.scheme = scheme
         self.params: dict[str, str] = {}
         self.context: dict[str, Any] = {}
-        #: Set by a handler to choose the status of a plain return value.
-        self.status: int | None = None
+        self._status: int | None = None
         self.response_headers = Headers()
+        #: The app serving the request (a mounted sub-app sets itself while it runs).
         self.app: Any = None
-        self._io = io
+        #: The pattern of the route that matched, once routed (for logs).
+        self.route: str | None = None
+        #: The request body limit for this route (None: unlimited); the server sets
+        #: its default, the route may override it.
+        self.max_body_size: int | None = None
+        #: The whole-body deadline for this route, in seconds (None: none); likewise.
+        self.body_timeout: float | None = None
+        #: The server's side of this request (the framework's own use).
+        self.io = io
         self._body: bytes | None = None
-        self._sse: SSEOptions | None = None
-        self._stream_callback: Callable[..., Awaitable[None]] | None = None
-        self._stream_args: tuple[Any, ...] = ()
+        #: What ``start_sse()`` recorded, or None.
+        self.sse_request: SSERequest | None = None
 
     # -- the request ---------------------------------------------------------------
+
+    def check_path(self) -> None:
+        """Raise the 400 for a request path that has no canonical form (see paths)."""
+        if self._path_error is not None:
+            raise self._path_error
 
     @property
     def headers(self) -> Headers:
         """Request headers: case-insensitive, multi-value."""
         if self._headers is None:
-            self._headers = Headers.from_raw(self._raw_headers)
+            self._headers = Headers.from_raw(self.raw_headers)
         return self._headers
 
     @property
@@ -217,10 +160,8 @@ class H3Event:
 
     @property
     def cookies(self) -> dict[str, str]:
-        """Request cookies by name (the first of a repeated name wins)."""
+        """Request cookies by name (the first of a repeated name wins, RFC 6265 §5.4)."""
         if self._cookies is None:
-            from .utils.cookies import parse_cookie_header
-
             self._cookies = {}
             for header in self.headers.get_all("cookie"):
                 for name, value in parse_cookie_header(header).items():
@@ -229,39 +170,48 @@ class H3Event:
 
     @property
     def url(self) -> URL:
-        """Scheme, host (from ``Host``), decoded path and raw query string."""
-        host = self.headers.get("host")
+        """Scheme, host, canonical path and raw query string, as the client addressed them.
+
+        The host is the authority of an absolute-form target (RFC 9112 §3.2.2), else
+        ``Host``, else the server's address.
+        """
+        host = self._authority or self.headers.get("host")
         if not host:
             host = f"{self.server.host}:{self.server.port}" if self.server else "localhost"
         return URL(self.scheme, host, self.path, self.query_string)
 
+    # -- the response being built ------------------------------------------------------
+
+    @property
+    def status(self) -> int | None:
+        """The status of a plain return value (None: 200, or 204 for ``None``)."""
+        return self._status
+
+    @status.setter
+    def status(self, value: int | None) -> None:
+        self._status = None if value is None else check_status(value)
+
     # -- the body --------------------------------------------------------------------
 
     async def stream(self) -> AsyncIterator[bytes]:
-        """The request body chunk by chunk, as it arrives (each chunk counts to the limit)."""
+        """The request body chunk by chunk, as it arrives, never buffered whole."""
         if self._body is not None:
             if self._body:
                 yield self._body
             return
-        if self._io is None:
+        if self.io is None:
             return
-        while True:
-            chunk = await self._io.receive_body()
-            if not chunk:
-                return
+        while chunk := await self.io.receive_body():
             yield chunk
 
     async def body(self) -> bytes:
-        """The whole request body; over ``max_body_size`` it is a 413."""
+        """The whole request body; over the route's ``max_body_size`` it is a 413."""
         if self._body is None:
-            if self._io is None:
+            if self.io is None:
                 self._body = b""
             else:
                 chunks = []
-                while True:
-                    chunk = await self._io.receive_body()
-                    if not chunk:
-                        break
+                while chunk := await self.io.receive_body():
                     chunks.append(chunk)
                 self._body = b"".join(chunks)
         return self._body
@@ -290,14 +240,22 @@ class H3Event:
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, "Invalid JSON body", data={"error": str(exc)}) from exc
 
+    # -- threads -----------------------------------------------------------------------
+
+    async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run a blocking ``fn(*args)`` in the server's worker threads and wait for it."""
+        if self.io is None:
+            return fn(*args)
+        return await self.io.run_sync(fn, *args)
+
     # -- Server-Sent Events ------------------------------------------------------------
 
     def start_sse(
         self,
         *,
         retry: int | None = None,
-        ping_interval: float | object | None = ...,
-        send_timeout: float | object | None = ...,
+        ping_interval: float | None = ...,  # type: ignore[assignment]
+        send_timeout: float | None = ...,  # type: ignore[assignment]
         headers: dict[str, str] | None = None,
     ) -> None:
         """Turn this response into an SSE stream (``text/event-stream``).
@@ -306,81 +264,58 @@ class H3Event:
         ``ping_interval`` (seconds, default from ServeOptions, ``None`` disables)
         sends a ``: ping`` comment whenever the stream has been idle that long;
         ``send_timeout`` bounds every write; ``headers`` are added to the response.
-        Register the producer with :meth:`set_stream_callback`.
+        Then register the producer with :meth:`set_stream_callback` (or use the inline
+        form, :meth:`sse`).
         """
-        from .sse import SSEOptions
-
-        if self._sse is not None:
+        if self.sse_request is not None:
             raise RuntimeError("start_sse() was already called for this request")
-        self._sse = SSEOptions.build(
-            retry=retry, ping_interval=ping_interval, send_timeout=send_timeout, headers=headers
+        self.sse_request = SSERequest(
+            SSEOptions.build(
+                retry=retry, ping_interval=ping_interval, send_timeout=send_timeout, headers=headers
+            )
         )
 
-    def set_stream_callback(self, callback: Callable[..., Awaitable[None]], *args: Any) -> None:
+    def set_stream_callback(self, callback: StreamCallback, *args: Any) -> None:
         """Run ``await callback(writer, *args)`` once the SSE head has been sent.
 
-        Like ``nursery.start_soon``: the callback runs in a child nursery of the
-        connection, cancelled when the client goes away or the server shuts down.
+        Like ``nursery.start_soon``: the callback (an ``async def``) runs in a child
+        nursery of the connection, cancelled when the client goes away or the server
+        shuts down.
         """
-        if self._sse is None:
+        if self.sse_request is None:
             raise RuntimeError("call event.start_sse() before event.set_stream_callback()")
-        if self._stream_callback is not None:
+        if self.sse_request.callback is not None:
             raise RuntimeError("a stream callback is already set for this request")
-        if not callable(callback):
-            raise TypeError(f"stream callback must be callable, not {type(callback).__name__}")
-        self._stream_callback = callback
-        self._stream_args = args
+        check_callback(callback)
+        self.sse_request.callback = callback
+        self.sse_request.args = args
 
     @property
     def sse_started(self) -> bool:
         """True once :meth:`start_sse` has been called."""
-        return self._sse is not None
+        return self.sse_request is not None
 
-    @asynccontextmanager
-    async def sse(
+    def sse(
         self,
         *,
         retry: int | None = None,
-        ping_interval: float | object | None = ...,
-        send_timeout: float | object | None = ...,
+        ping_interval: float | None = ...,  # type: ignore[assignment]
+        send_timeout: float | None = ...,  # type: ignore[assignment]
         headers: dict[str, str] | None = None,
-    ) -> AsyncIterator[SSEWriter]:
+    ) -> AbstractAsyncContextManager[SSEWriter]:
         """The inline form: ``async with event.sse() as writer:`` streams from the handler.
 
-        The head is sent on entry; leaving the block ends the stream. Client
-        disconnect cancels the block's body, like the callback form.
+        The head is sent on entry; leaving the block ends the stream. Client disconnect
+        cancels the block's body, like the callback form.
         """
-        if self._io is None:
+        if self.io is None:
             raise RuntimeError("event.sse() needs an event served by a connection")
         self.start_sse(
             retry=retry, ping_interval=ping_interval, send_timeout=send_timeout, headers=headers
         )
-        assert self._sse is not None
-        io = self._io
-        error: BaseException | None = None
-        # The stream nursery, as in the callback form: the stream's monitor task (the
-        # client's disconnect, heartbeats, the send deadline) runs next to the block.
-        async with trio.open_nursery() as nursery:
-            try:
-                writer = await io.start_inline_stream(self, self._sse, nursery)
-            except Exception as exc:
-                # Refused before anything was sent (a 413 body, a 503 during shutdown).
-                # Errors are kept, not raised, inside the nursery: raised there they
-                # would come out wrapped in an ExceptionGroup.
-                error = exc
-            else:
-                try:
-                    with writer._scope:
-                        yield writer
-                except BaseException as exc:
-                    if not (isinstance(exc, StreamClosed) and writer.closed):
-                        error = exc
-                    # else: the stream ended under the block (client gone, send timeout,
-                    # close, HEAD): its reason is recorded; not an application error.
-                finally:
-                    await io.finish_inline_stream(writer, error)
-        if error is not None:
-            raise error
+        assert self.sse_request is not None
+        self.sse_request.inline = True
+        return self.io.inline_stream(self)
 
     def __repr__(self) -> str:
         return f"<H3Event {self.method} {self.path}>"

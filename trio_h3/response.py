@@ -4,22 +4,32 @@
 handler returns        response
 =====================  ==============================================
 ``str``                ``text/plain; charset=utf-8``
-``dict`` / ``list``    ``application/json``
+``dict`` / ``list``    ``application/json`` (see :func:`json_dumps`)
 ``bytes``              ``application/octet-stream``
 ``None``               204, or an empty body with ``event.status``
 ``Response``           as it is (``HTMLResponse``, ``JSONResponse``, ...)
 =====================  ==============================================
+
+A status outside 200-599, a header that could not be sent, or a ``Content-Length`` that
+contradicts the body is a ValueError where it is set, so the handler's own line is in
+the traceback, rather than a connection dropped later.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime
+import decimal
+import enum
 import json
+import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
+from pathlib import PurePath
 from typing import Any
 
+from .datastructures import Headers
 from .errors import HTTPError
-from .headers import Headers
 
 __all__ = [
     "HTMLResponse",
@@ -28,7 +38,7 @@ __all__ = [
     "RedirectResponse",
     "Response",
     "StreamingResponse",
-    "WebSocketUpgrade",
+    "check_status",
     "error_response",
     "json_dumps",
     "json_text",
@@ -40,29 +50,73 @@ HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 _TEXT = b"text/plain; charset=utf-8"
 _JSON = b"application/json"
 _OCTET = b"application/octet-stream"
-_HTML = b"text/html; charset=utf-8"
+
+
+def check_status(status: object) -> int:
+    """``status`` if it is a final response status (200-599), else a ValueError.
+
+    1xx statuses are interim (RFC 9110 §15.2) and never the answer to a handler; the
+    server sends ``100 Continue`` and ``101 Switching Protocols`` itself.
+    """
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise ValueError(f"a response status must be an int from 200 to 599, not {status!r}")
+    return status
+
+
+def _json_default(value: Any) -> Any:
+    # The types FastAPI's jsonable_encoder handles, encoded the way it encodes them, so
+    # a handler moved over from FastAPI returns the same JSON.
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        # FastAPI's decimal_encoder: an integral Decimal as int, any other as float.
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):  # pydantic v2 models
+        return model_dump(mode="json")
+    raise TypeError(
+        f"a value of type {type(value).__module__}.{type(value).__qualname__} is not JSON "
+        "serialisable; convert it (or return a Response)"
+    )
 
 
 # One encoder for the process: json.dumps() with non-default options builds a new
 # JSONEncoder on every call, which shows up per request.
-_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_JSON_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
+)
 
 
 def json_text(value: Any) -> str:
-    """Compact JSON text, non-ASCII kept as is."""
+    """Compact JSON text, non-ASCII kept as is; dates, UUIDs, Decimals, enums, dataclasses,
+    sets and pydantic models are encoded as FastAPI encodes them. NaN and infinities are a
+    ValueError (they are not JSON, RFC 8259 §6)."""
     return _JSON_ENCODER.encode(value)
 
 
 def json_dumps(value: Any) -> bytes:
-    """Compact JSON, UTF-8, non-ASCII kept as is (what every JSON client expects)."""
+    """:func:`json_text` as UTF-8 bytes (what every JSON client expects)."""
     return _JSON_ENCODER.encode(value).encode()
 
 
 class Response:
     """A complete response: a body in memory, a status and headers.
 
-    ``media_type`` sets ``Content-Type`` unless ``headers`` already carries one.
-    Content-Length is computed by the server from the body.
+    ``media_type`` sets ``Content-Type`` unless ``headers`` already carries one. The
+    server computes ``Content-Length`` from the body; one given in ``headers`` must agree.
     """
 
     media_type: str | None = None
@@ -71,12 +125,12 @@ class Response:
 
     def __init__(
         self,
-        body: bytes | str | None = b"",
+        body: Any = b"",
         status: int = 200,
         headers: HeadersArg = None,
         media_type: str | None = None,
     ) -> None:
-        self.status = status
+        self.status = check_status(status)
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.body = self.render(body)
         media = media_type if media_type is not None else self.media_type
@@ -84,6 +138,12 @@ class Response:
             if media.startswith("text/") and "charset" not in media:
                 media += "; charset=utf-8"
             self.headers.add("content-type", media)
+        declared = self.headers.get("content-length")
+        if declared is not None and not self.streaming and int(declared) != len(self.body):
+            raise ValueError(
+                f"Content-Length {declared} does not match the body ({len(self.body)} bytes); "
+                "leave it out, the server sets it"
+            )
 
     def render(self, body: Any) -> bytes:
         """Turn the constructor's ``body`` into bytes."""
@@ -114,11 +174,21 @@ class HTMLResponse(Response):
 
 
 class JSONResponse(Response):
-    """A JSON response; ``content`` is anything :func:`json.dumps` accepts."""
+    """A JSON response; ``content`` is anything :func:`json_dumps` accepts."""
 
     media_type = "application/json"
 
+    def __init__(
+        self,
+        content: Any = None,
+        status: int = 200,
+        headers: HeadersArg = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(content, status, headers, media_type)
+
     def render(self, body: Any) -> bytes:
+        """``body`` as compact JSON."""
         return json_dumps(body)
 
 
@@ -133,9 +203,11 @@ class RedirectResponse(Response):
 class StreamingResponse(Response):
     """A response whose body comes from an async iterable of ``bytes`` or ``str`` chunks.
 
-    Sent chunked on HTTP/1.1 (close-delimited on HTTP/1.0), each chunk flushed as it
-    comes. If the client goes away the iteration is cancelled at its next checkpoint
-    and the iterable's ``aclose()`` runs.
+    Each chunk is flushed as it comes: chunked on HTTP/1.1, close-delimited on HTTP/1.0,
+    or exactly ``Content-Length`` bytes when ``headers`` declare one (more or fewer is an
+    error that aborts the connection, since the client would misread the body). If the
+    client goes away the iteration is cancelled at its next checkpoint and the
+    iterable's ``aclose()`` runs.
     """
 
     streaming = True
@@ -153,16 +225,20 @@ class StreamingResponse(Response):
 
 def error_response(error: HTTPError, *, stack: str | None = None) -> Response:
     """The JSON response for ``error``: its status, headers and ``{status, message, data}``."""
-    response = Response(error.to_json(stack=stack), error.status, error.headers)
-    response.headers.add("content-type", "application/json")
+    response = Response.__new__(Response)
+    response.status = error.status
+    response.body = error.to_json(stack=stack)
+    headers = Headers(error.headers)
+    headers.raw.append((b"content-type", _JSON))
+    response.headers = headers
     return response
 
 
 def to_response(value: Any, status: int | None, extra_headers: Headers | None) -> Response:
     """Normalise what a handler returned; ``status`` is ``event.status`` if the handler set it.
 
-    ``extra_headers`` (``event.response_headers``) are added to whatever comes out,
-    so several ``Set-Cookie`` set on the event survive next to the response's own.
+    ``extra_headers`` (``event.response_headers``) are added to whatever comes out, so
+    several ``Set-Cookie`` set on the event survive next to the response's own.
     """
     if isinstance(value, Response):
         response = value
@@ -187,10 +263,7 @@ def to_response(value: Any, status: int | None, extra_headers: Headers | None) -
         response = Response.__new__(Response)
         response.status = status if status is not None else 200
         response.body = body
-        raw: list[tuple[bytes, bytes]] = []
-        if media is not None:
-            raw.append((b"content-type", media))
-        response.headers = Headers.from_raw(raw)
+        response.headers = Headers.from_raw([(b"content-type", media)] if media else [])
     if extra_headers is not None and extra_headers.raw:
         if response is value:
             # Never mutate a Response the app may reuse (a module-level constant, say).
@@ -202,16 +275,3 @@ def to_response(value: Any, status: int | None, extra_headers: Headers | None) -
             own.delete("content-type")
         own.raw.extend(extra_headers.raw)
     return response
-
-
-class WebSocketUpgrade(Response):
-    """What a WebSocket route answers once middleware has passed the upgrade request.
-
-    The connection sees it and hands the socket to the WebSocket handler; middleware
-    and ``on_response`` see a 101 like any other response.
-    """
-
-    def __init__(self, handler: Any, options: dict[str, Any]) -> None:
-        super().__init__(b"", 101)
-        self.handler = handler
-        self.options = options

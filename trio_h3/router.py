@@ -1,28 +1,34 @@
-"""The router: ``(method, path) -> route + params``. Pure, no I/O.
+"""The router: ``(method, canonical segments) -> route + params``. Pure, no I/O.
 
 Patterns are split on ``/`` into segments, each one of:
 
 - a static segment (``users``),
-- ``:name`` — one segment captured as ``params["name"]``,
-- ``*`` — one segment captured as ``params["_0"]``, ``params["_1"]``, ...,
-- ``**`` — the rest of the path (possibly empty) as ``params["_"]``,
-- ``**:name`` — the rest of the path as ``params["name"]``.
+- ``:name``: one segment captured as ``params["name"]``,
+- ``*``: one segment captured as ``params["_0"]``, ``params["_1"]``, ...,
+- ``**``: the rest of the path (possibly empty) as ``params["_"]``,
+- ``**:name``: the rest of the path as ``params["name"]``.
 
-Routes live in a tree keyed by segment, so a lookup walks at most one node per path
-segment (plus backtracking when a static branch dead-ends), never every route.
-Priority at each level is static, then ``:param``/``*``, then ``**``, whatever the
-registration order. Trailing and repeated slashes are ignored: ``/users/`` and
-``/users`` reach the same route. Params are percent-decoded after splitting, so an
-encoded ``%2F`` stays inside its segment.
+The router matches the *canonical* segments of :mod:`trio_h3.paths` (decoded once,
+dot segments resolved, empty ones dropped), the same ones middleware scoping and
+``mount`` see. A ``**`` param is the rest of the segments joined by ``/``; a rest that
+holds a segment with an encoded ``/`` in it does not match a ``**`` route at all (it
+could not be told apart from two segments), so a catch-all param never carries an
+ambiguous slash. A ``:name`` param may contain one (``/files/a%2Fb`` gives ``"a/b"``).
+
+Routes live in a tree keyed by segment, so a lookup walks at most one node per segment
+(plus backtracking when a branch dead-ends), never every route. Priority at each level
+is static, then ``:name``, then ``*``, then ``**``, whatever the registration order.
+Param names belong to the route, not to the tree: ``/users/:id`` and
+``/users/:userId/posts`` live side by side (rou3 and Starlette allow this too).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.parse import unquote
 
-__all__ = ["ANY_METHOD", "Match", "Router", "split_path"]
+__all__ = ["ANY_METHOD", "Match", "Router", "split_pattern"]
 
 T = TypeVar("T")
 
@@ -30,41 +36,52 @@ T = TypeVar("T")
 ANY_METHOD = "*"
 
 
-def split_path(path: str) -> list[str]:
-    """The non-empty segments of ``path`` (so ``/a//b/`` is ``["a", "b"]``)."""
-    return [s for s in path.split("/") if s]
+def split_pattern(pattern: str) -> list[str]:
+    """The non-empty segments of a route pattern (``/a//b/`` is ``["a", "b"]``)."""
+    return [s for s in pattern.split("/") if s]
+
+
+@dataclass(slots=True)
+class _Leaf(Generic[T]):
+    route: T
+    pattern: str
+    #: The names of the one-segment captures along the pattern, in order.
+    names: tuple[str, ...]
+    #: The name of the ``**`` capture; None for routes that end at a node.
+    rest_name: str | None = None
+    #: A ``mount``: it takes the rest as segments, encoded slashes and all.
+    keep_segments: bool = False
 
 
 @dataclass(slots=True)
 class _Node(Generic[T]):
     static: dict[str, _Node[T]] = field(default_factory=dict)
-    # The single-segment dynamic child; its captured name (None for ``*``).
+    # The ``:name`` child, then the ``*`` child (tried in that order). Their names are
+    # the routes', not the nodes'.
     param: _Node[T] | None = None
-    param_name: str | None = None
-    # The ``*`` child: one unnamed segment, tried after ``:param``.
     wild: _Node[T] | None = None
-    wild_name: str = "_0"
-    # The catch-all: routes here match any remainder, including an empty one.
-    catch_all: dict[str, T] | None = None
-    catch_all_name: str = "_"
-    catch_all_pattern: str = ""
-    # Routes that end exactly at this node, by method.
-    routes: dict[str, T] | None = None
-    pattern: str = ""
+    # Routes ending here, and catch-all routes starting here, by method.
+    routes: dict[str, _Leaf[T]] | None = None
+    catch_all: dict[str, _Leaf[T]] | None = None
 
 
 @dataclass(slots=True)
 class Match(Generic[T]):
     """The result of :meth:`Router.lookup`.
 
-    ``route`` is the handler data for the method, or None when the path exists but
-    not for this method (then ``allowed`` lists the methods that do: a 405).
+    ``route`` is the route for the method, or None when the path exists but not for
+    this method (then ``allowed`` lists the methods that do: a 405). ``rest`` is what a
+    ``**`` route matched, as segments (how ``mount`` hands a path to a sub-app).
     """
 
     route: T | None
     params: dict[str, str]
     allowed: list[str]
     pattern: str
+    rest: tuple[str, ...] = ()
+
+
+_Near = list[tuple[dict[str, "_Leaf[Any]"], list[str], tuple[str, ...]]]
 
 
 class Router(Generic[T]):
@@ -72,85 +89,98 @@ class Router(Generic[T]):
 
     def __init__(self) -> None:
         self._root: _Node[T] = _Node()
-        # Fast path for fully static patterns: one dict lookup, no tree walk.
-        self._static: dict[str, tuple[dict[str, T], str]] = {}
+        # Fully static patterns: one dict lookup by canonical path, no tree walk.
+        self._static: dict[str, dict[str, _Leaf[T]]] = {}
 
-    def add(self, method: str, pattern: str, route: T) -> None:
-        """Register ``route`` for ``method`` (``ANY_METHOD`` for all) at ``pattern``."""
+    def add(self, method: str, pattern: str, route: T, *, keep_segments: bool = False) -> None:
+        """Register ``route`` for ``method`` (``ANY_METHOD`` for all) at ``pattern``.
+
+        ``keep_segments`` (for a pattern ending in ``**``) makes the route take the rest
+        as segments (:attr:`Match.rest`), even those holding an encoded ``/``: what
+        ``mount`` needs to hand the rest of a path to a sub-app unchanged.
+        """
         method = method.upper()
         node = self._root
-        segments = split_path(pattern)
+        segments = split_pattern(pattern)
+        names: list[str] = []
         unnamed = 0
         for index, segment in enumerate(segments):
             if segment.startswith("**"):
                 if index != len(segments) - 1:
                     raise ValueError(f"'**' must be the last segment of {pattern!r}")
-                name = segment[3:] if segment.startswith("**:") else "_"
-                if not name:
-                    raise ValueError(f"empty catch-all name in {pattern!r}")
+                rest_name = segment[3:] if segment.startswith("**:") else "_"
+                if not rest_name or segment[2:3] not in ("", ":"):
+                    raise ValueError(f"bad catch-all {segment!r} in {pattern!r}")
                 if node.catch_all is None:
                     node.catch_all = {}
-                    node.catch_all_name = name
-                    node.catch_all_pattern = pattern
-                elif node.catch_all_name != name:
-                    raise ValueError(
-                        f"{pattern!r} conflicts with {node.catch_all_pattern!r}: "
-                        f"the catch-all is already named {node.catch_all_name!r}"
-                    )
-                self._put(node.catch_all, method, route, pattern)
+                leaf = _Leaf(
+                    route,
+                    pattern,
+                    tuple(names),
+                    None if keep_segments else rest_name,
+                    keep_segments,
+                )
+                self._put(node.catch_all, method, leaf)
                 return
-            if segment == "*":
-                if node.wild is None:
-                    node.wild = _Node()
-                    node.wild_name = f"_{unnamed}"
-                unnamed += 1
-                node = node.wild
-            elif segment.startswith(":"):
-                name = segment[1:]
-                if not name:
-                    raise ValueError(f"empty parameter name in {pattern!r}")
-                if node.param is None:
-                    node.param = _Node()
-                    node.param_name = name
-                elif node.param_name != name:
-                    raise ValueError(
-                        f"{pattern!r}: parameter {name!r} conflicts with "
-                        f"{node.param_name!r} registered at the same position"
-                    )
-                node = node.param
+            if segment == "*" or segment.startswith(":"):
+                if segment == "*":
+                    name = f"_{unnamed}"
+                    unnamed += 1
+                else:
+                    name = segment[1:]
+                    if not name:
+                        raise ValueError(f"empty parameter name in {pattern!r}")
+                if name in names:
+                    raise ValueError(f"parameter {name!r} appears twice in {pattern!r}")
+                names.append(name)
+                if segment == "*":
+                    if node.wild is None:
+                        node.wild = _Node()
+                    node = node.wild
+                else:
+                    if node.param is None:
+                        node.param = _Node()
+                    node = node.param
             else:
                 node = node.static.setdefault(segment, _Node())
         if node.routes is None:
             node.routes = {}
-            node.pattern = "/" + "/".join(segments)
-        self._put(node.routes, method, route, pattern)
-        if all(not (s.startswith(":") or s == "*") for s in segments):
-            self._static["/" + "/".join(segments)] = (node.routes, node.pattern)
+        self._put(node.routes, method, _Leaf(route, pattern, tuple(names)))
+        if not names:
+            self._static["/" + "/".join(segments)] = node.routes
 
     @staticmethod
-    def _put(table: dict[str, T], method: str, route: T, pattern: str) -> None:
-        if method in table:
-            raise ValueError(f"route [{method}] {pattern!r} is already registered")
-        table[method] = route
+    def _put(table: dict[str, _Leaf[T]], method: str, leaf: _Leaf[T]) -> None:
+        existing = table.get(method)
+        if existing is not None:
+            raise ValueError(
+                f"route [{method}] {leaf.pattern!r} conflicts with {existing.pattern!r}, "
+                "already registered at the same place"
+            )
+        table[method] = leaf
 
-    def lookup(self, method: str, path: str) -> Match[T] | None:
-        """Find the route for ``method`` and the raw (still percent-encoded) ``path``.
+    def lookup(
+        self, method: str, segments: Sequence[str], path: str | None = None
+    ) -> Match[T] | None:
+        """Find the route for ``method`` and the canonical ``segments``.
 
-        Returns None when no pattern matches the path at all (a 404). Matching is
-        method-aware: with ``GET /users/me`` and ``POST /users/:id``, ``POST /users/me``
-        reaches the param route. When patterns match the path but none for this method,
-        the Match has ``route=None`` and ``allowed`` lists every method that would work
-        (a 405). ``HEAD`` falls back to ``GET``, any method to an ``ANY_METHOD`` route.
+        ``path`` (the canonical path string, when the caller has it) enables the
+        one-lookup fast path for static routes. Returns None when no pattern matches
+        (a 404). Matching is method-aware: with ``GET /users/me`` and
+        ``POST /users/:id``, ``POST /users/me`` reaches the param route. When patterns
+        match the path but none for this method, the Match has ``route=None`` and
+        ``allowed`` lists every method that would work (a 405). ``HEAD`` falls back to
+        ``GET``, any method to an ``ANY_METHOD`` route.
         """
-        key = path.rstrip("/") or "/"
-        if "//" not in key and "%" not in key:
-            hit = self._static.get(key)
-            if hit is not None and self._accepts(hit[0], method):
-                return self._select(method, hit[0], {}, hit[1])
-        segments = split_path(path)
-        params: dict[str, str] = {}
-        near: list[tuple[dict[str, T], dict[str, str], str]] = []
-        found = self._walk(self._root, segments, 0, params, method, near)
+        if path is not None:
+            table = self._static.get(path)
+            if table is not None:
+                leaf = self._pick(table, method)
+                if leaf is not None:
+                    return Match(leaf.route, {}, [], leaf.pattern)
+        captured: list[str] = []
+        near: _Near = []
+        found = self._walk(self._root, segments, 0, captured, method, near)
         if found is None:
             if not near:
                 return None
@@ -159,112 +189,84 @@ class Router(Generic[T]):
                 allowed.update(m for m in table if m != ANY_METHOD)
             if "GET" in allowed:
                 allowed.add("HEAD")
-            _, near_params, pattern = near[0]
-            return Match(None, self._decode(near_params), sorted(allowed), pattern)
-        table, pattern = found
-        return self._select(method, table, self._decode(params), pattern)
+            table, values, rest = near[0]
+            leaf = next(iter(table.values()))
+            return Match(
+                None, self._params(leaf, values, rest), sorted(allowed), leaf.pattern, rest
+            )
+        leaf, values, rest = found
+        return Match(leaf.route, self._params(leaf, values, rest), [], leaf.pattern, rest)
 
     @staticmethod
-    def _decode(params: dict[str, str]) -> dict[str, str]:
-        for name, value in params.items():
-            if "%" in value:
-                params[name] = unquote(value)
+    def _params(leaf: _Leaf[Any], values: list[str], rest: tuple[str, ...]) -> dict[str, str]:
+        params = dict(zip(leaf.names, values, strict=True))
+        if leaf.rest_name is not None:
+            params[leaf.rest_name] = "/".join(rest)
         return params
 
     @staticmethod
-    def _accepts(table: dict[str, T], method: str) -> bool:
-        return method in table or ANY_METHOD in table or (method == "HEAD" and "GET" in table)
-
-    def _end(
-        self,
-        table: dict[str, T],
-        pattern: str,
-        params: dict[str, str],
-        method: str,
-        near: list[tuple[dict[str, T], dict[str, str], str]],
-    ) -> tuple[dict[str, T], str] | None:
-        if self._accepts(table, method):
-            return table, pattern
-        # The path matches but not the method: remember it for a 405, keep looking.
-        near.append((table, dict(params), pattern))
-        return None
+    def _pick(table: dict[str, _Leaf[T]], method: str) -> _Leaf[T] | None:
+        leaf = table.get(method)
+        if leaf is None and method == "HEAD":
+            leaf = table.get("GET")
+        if leaf is None:
+            leaf = table.get(ANY_METHOD)
+        return leaf
 
     def _walk(
         self,
         node: _Node[T],
-        segments: list[str],
+        segments: Sequence[str],
         index: int,
-        params: dict[str, str],
+        captured: list[str],
         method: str,
-        near: list[tuple[dict[str, T], dict[str, str], str]],
-    ) -> tuple[dict[str, T], str] | None:
+        near: _Near,
+    ) -> tuple[_Leaf[T], list[str], tuple[str, ...]] | None:
         if index == len(segments):
             if node.routes is not None:
-                found = self._end(node.routes, node.pattern, params, method, near)
+                leaf = self._pick(node.routes, method)
+                if leaf is not None:
+                    return leaf, list(captured), ()
+                near.append((node.routes, list(captured), ()))
+        else:
+            segment = segments[index]
+            child = node.static.get(segment)
+            if child is not None:
+                found = self._walk(child, segments, index + 1, captured, method, near)
                 if found is not None:
                     return found
-            if node.catch_all is not None:
-                params[node.catch_all_name] = ""
-                found = self._end(node.catch_all, node.catch_all_pattern, params, method, near)
-                if found is not None:
-                    return found
-                del params[node.catch_all_name]
-            return None
-        segment = segments[index]
-        child = node.static.get(segment)
-        if child is None and "%" in segment:
-            # A static pattern segment also matches its percent-encoded spelling.
-            child = node.static.get(unquote(segment))
-        if child is not None:
-            found = self._walk(child, segments, index + 1, params, method, near)
-            if found is not None:
-                return found
-        if node.param is not None:
-            assert node.param_name is not None
-            params[node.param_name] = segment
-            found = self._walk(node.param, segments, index + 1, params, method, near)
-            if found is not None:
-                return found
-            del params[node.param_name]
-        if node.wild is not None:
-            params[node.wild_name] = segment
-            found = self._walk(node.wild, segments, index + 1, params, method, near)
-            if found is not None:
-                return found
-            del params[node.wild_name]
+            for dynamic in (node.param, node.wild):
+                if dynamic is not None:
+                    captured.append(segment)
+                    found = self._walk(dynamic, segments, index + 1, captured, method, near)
+                    captured.pop()
+                    if found is not None:
+                        return found
         if node.catch_all is not None:
-            params[node.catch_all_name] = "/".join(segments[index:])
-            found = self._end(node.catch_all, node.catch_all_pattern, params, method, near)
-            if found is not None:
-                return found
-            del params[node.catch_all_name]
+            rest = tuple(segments[index:])
+            leaf = self._pick(node.catch_all, method)
+            if leaf is not None and leaf.keep_segments:
+                return leaf, list(captured), rest
+            if any("/" in s for s in rest):
+                return None
+            if leaf is not None:
+                return leaf, list(captured), rest
+            near.append((node.catch_all, list(captured), rest))
         return None
-
-    @staticmethod
-    def _select(method: str, table: dict[str, T], params: dict[str, str], pattern: str) -> Match[T]:
-        route = table.get(method)
-        if route is None and method == "HEAD":
-            route = table.get("GET")
-        if route is None:
-            route = table.get(ANY_METHOD)
-        assert route is not None
-        return Match(route, params, [], pattern)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         """Every registered ``(method, pattern, route)``, for introspection."""
         out: list[tuple[str, str, Any]] = []
 
         def visit(node: _Node[T]) -> None:
-            if node.routes:
-                out.extend((m, node.pattern, r) for m, r in node.routes.items())
-            if node.catch_all:
-                out.extend((m, node.catch_all_pattern, r) for m, r in node.catch_all.items())
+            for table in (node.routes, node.catch_all):
+                if table:
+                    out.extend((m, leaf.pattern, leaf.route) for m, leaf in table.items())
             for child in node.static.values():
                 visit(child)
-            if node.param is not None:
-                visit(node.param)
-            if node.wild is not None:
-                visit(node.wild)
+            for dynamic in (node.param, node.wild):
+                if dynamic is not None:
+                    visit(dynamic)
 
         visit(self._root)
         return out

@@ -1,16 +1,30 @@
-"""serve(): listeners, TLS, signals and graceful shutdown around HTTPConnection.
+"""serve(): listeners, TLS, signals and a graceful shutdown with hard bounds.
 
-Shutdown order (the first SIGINT/SIGTERM, or ``shutdown_trigger``): stop accepting and
-close the listeners -> tell everyone (``shutting_down``) and close idle keep-alive
-connections -> give streams ``stream_shutdown_grace`` to say goodbye, then cancel them
-(they still end cleanly) -> give in-flight requests up to ``shutdown_timeout`` ->
-cancel whatever is left -> exit the app's lifespan. A second signal cancels at once.
+Shutdown order (the first SIGINT/SIGTERM, ``shutdown_trigger``, or app code raising
+KeyboardInterrupt/SystemExit): stop accepting and close the listeners -> tell everyone
+(``shutting_down``) and close idle keep-alive connections -> give streams
+``stream_shutdown_grace`` to say goodbye, then cancel them (they still end cleanly) ->
+give in-flight requests up to ``shutdown_timeout`` -> cancel whatever is left -> exit the
+app's lifespan.
+
+When the server owns the process (it handles the signals: the main thread, no
+``shutdown_trigger``), every bound is real whatever app code does, a task that shields
+itself or swallows ``Cancelled`` included:
+
+- a second signal exits at once, even if the event loop is blocked (a plain signal
+  handler runs between bytecodes), with status 130 (SIGINT) or 143 (SIGTERM);
+- ``shutdown_timeout`` + :data:`HARD_EXIT_MARGIN` after the shutdown began, a watchdog
+  thread exits the process, with 128 + the signal's number (1 when no signal started it);
+- either way what was still running is written to stderr first.
+
+A shutdown that completes in time returns normally (status 0 from the CLI).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -20,15 +34,20 @@ from typing import Any
 import trio
 
 from ..app import H3
-from ..event import Address
-from ..sse import CloseReason
+from ..datastructures import Address
+from ..sse.stream import CloseReason
 from .connection import HTTPConnection
 from .options import ServeOptions
 from .state import ServerState
 
-__all__ = ["Server", "serve"]
+__all__ = ["HARD_EXIT_MARGIN", "Server", "serve"]
 
 logger = logging.getLogger("trio_h3")
+
+#: Seconds past ``shutdown_timeout`` before a process that owns its signals is made to
+#: exit: enough for the lifespan's exit and the last writes, short enough that a
+#: supervisor's own kill deadline (systemd's 90 s, Kubernetes' 30 s) is never reached.
+HARD_EXIT_MARGIN = 2.0
 
 # accept() failures that mean "out of resources for now", not "the listener is dead".
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -58,6 +77,8 @@ class Server:
         self.options = options
         self.state = ServerState(app, options)
         self._drained = trio.Event()
+        self._first_signal: int | None = None
+        self._exited = threading.Event()
 
     async def handle_stream(
         self,
@@ -93,26 +114,26 @@ class Server:
                 connection.idle_scope.cancel()
         if not state.connections:
             self._drained.set()
-        with trio.move_on_after(self.options.shutdown_timeout):
-            with trio.move_on_after(
-                min(self.options.stream_shutdown_grace, self.options.shutdown_timeout)
-            ):
+        options = self.options
+        with trio.move_on_after(options.shutdown_timeout):
+            with trio.move_on_after(min(options.stream_shutdown_grace, options.shutdown_timeout)):
                 await self._drained.wait()
             self.cancel_streams()
             await self._drained.wait()
         if state.connections:
             logger.warning(
-                "shutdown_timeout (%.1fs) passed: cancelling %d connection(s)",
-                self.options.shutdown_timeout,
+                "shutdown_timeout (%.1fs) passed: cancelling %d connection(s): %s",
+                options.shutdown_timeout,
                 len(state.connections),
+                "; ".join(c.describe() for c in state.connections),
             )
         connections.cancel_scope.cancel()
 
     def cancel_streams(self) -> None:
-        """Cancel every open SSE stream with reason ``server_shutdown`` (each ends cleanly)."""
+        """End every open stream with reason ``server_shutdown`` (each ends cleanly)."""
         self.state.streams_cancelled = True
-        for writer in list(self.state.streams):
-            writer._cancel(CloseReason.SERVER_SHUTDOWN)
+        for stream in list(self.state.streams):
+            stream.end(CloseReason.SERVER_SHUTDOWN)
 
     async def _accept_loop(
         self, listener: trio.abc.Listener[Any], nursery: trio.Nursery, scheme: str
@@ -140,6 +161,17 @@ class Server:
         context.set_alpn_protocols(["http/1.1"])
         return context
 
+    async def _listen(self) -> list[trio.SocketListener]:
+        options = self.options
+        try:
+            return await trio.open_tcp_listeners(
+                options.port, host=options.host, backlog=options.backlog
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot listen on {options.host}:{options.port}: {exc.strerror}"
+            ) from exc
+
     async def run(
         self,
         *,
@@ -147,65 +179,122 @@ class Server:
         handle_signals: bool | None = None,
         task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen, serve until shutdown, shut down gracefully."""
-        options = self.options
-        listeners: list[trio.abc.Listener[Any]] = list(
-            await trio.open_tcp_listeners(options.port, host=options.host, backlog=options.backlog)
-        )
-        context = self._ssl_context()
-        scheme = "https" if context is not None else "http"
-        addresses = [_address(listener.socket.getsockname()) for listener in listeners]  # type: ignore[attr-defined]
-        bound = [a for a in addresses if a is not None]
-        if context is not None:
-            listeners = [
-                trio.SSLListener(listener, context, https_compatible=True) for listener in listeners
-            ]
+        """Listen, serve until shutdown, shut down gracefully (see the module docstring)."""
         if handle_signals is None:
             handle_signals = (
                 shutdown_trigger is None and threading.current_thread() is threading.main_thread()
             )
-        trigger = shutdown_trigger if shutdown_trigger is not None else trio.Event()
+        context = self._ssl_context()
+        sockets = await self._listen()
+        scheme = "https" if context is not None else "http"
+        bound = [a for a in (_address(s.socket.getsockname()) for s in sockets) if a is not None]
+        listeners: list[trio.abc.Listener[Any]] = list(sockets)
+        if context is not None:
+            listeners = [
+                trio.SSLListener(listener, context, https_compatible=True) for listener in listeners
+            ]
+        try:
+            async with trio.open_nursery() as outer:
+                # The signal receiver lives until run() returns, so a signal during the
+                # lifespan's exit is still ours, never the default disposition.
+                if handle_signals:
+                    outer.start_soon(self._watch_signals)
+                if shutdown_trigger is not None:
+                    outer.start_soon(self._follow_trigger, shutdown_trigger)
+                await self._serve(listeners, bound, scheme, handle_signals, task_status)
+                outer.cancel_scope.cancel()
+        finally:
+            self._exited.set()
 
+    async def _follow_trigger(self, trigger: trio.Event) -> None:
+        await trigger.wait()
+        self.state.request_shutdown("shutdown_trigger")
+
+    async def _serve(
+        self,
+        listeners: list[trio.abc.Listener[Any]],
+        bound: list[Address],
+        scheme: str,
+        owns_process: bool,
+        task_status: trio.TaskStatus[list[Address]],
+    ) -> None:
+        state = self.state
         async with trio.open_nursery() as background:
             try:
                 async with self.app.run_lifespan(background):
                     async with trio.open_nursery() as connections:
                         accepting = trio.CancelScope()
+                        closed = trio.Event()
 
                         async def accept_all() -> None:
-                            with accepting:
-                                async with trio.open_nursery() as accept_nursery:
-                                    for listener in listeners:
-                                        accept_nursery.start_soon(
-                                            self._accept_loop, listener, connections, scheme
-                                        )
+                            try:
+                                with accepting:
+                                    async with trio.open_nursery() as accept_nursery:
+                                        for listener in listeners:
+                                            accept_nursery.start_soon(
+                                                self._accept_loop, listener, connections, scheme
+                                            )
+                            finally:
+                                closed.set()
 
                         connections.start_soon(accept_all)
-                        if handle_signals:
-                            connections.start_soon(self._watch_signals, trigger, connections)
                         for address in bound:
                             host = f"[{address.host}]" if ":" in address.host else address.host
                             _announce(f"trio-h3 listening on {scheme}://{host}:{address.port}")
                         task_status.started(bound)
-                        await trigger.wait()
-                        logger.info("shutting down")
+                        await state.shutdown_requested.wait()
+                        if owns_process:
+                            self._arm_hard_exit()
                         accepting.cancel()
+                        await closed.wait()  # the listeners are closed: say so only now
+                        again = " (again to force)" if owns_process else ""
+                        logger.info("%s: graceful shutdown%s", state.shutdown_reason, again)
                         await self.shutdown(connections)
             finally:
                 background.cancel_scope.cancel()
 
-    async def _watch_signals(self, trigger: trio.Event, connections: trio.Nursery) -> None:
+    # -- the hard bounds ------------------------------------------------------------------
+
+    async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                if not trigger.is_set():
-                    logger.info(
-                        "%s: graceful shutdown (again to force)", signal.Signals(signum).name
-                    )
-                    trigger.set()
-                else:
-                    logger.warning("second signal: exiting now")
-                    connections.cancel_scope.cancel()
-                    return
+                self._first_signal = signum
+                self.state.request_shutdown(signal.Signals(signum).name)
+                # From now on a signal exits at once, even if the event loop is blocked:
+                # a plain handler runs between bytecodes, the loop need not be free.
+                for number in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(number, self._exit_now)
+                await trio.sleep_forever()
+
+    def _exit_now(self, signum: int, frame: object) -> None:
+        self._hard_exit(f"second signal ({signal.Signals(signum).name}): exiting now", 128 + signum)
+
+    def _arm_hard_exit(self) -> None:
+        code = 128 + self._first_signal if self._first_signal is not None else 1
+        delay = self.options.shutdown_timeout + HARD_EXIT_MARGIN
+
+        def watchdog() -> None:
+            if not self._exited.wait(delay):
+                self._hard_exit(
+                    f"shutdown did not finish within shutdown_timeout + {HARD_EXIT_MARGIN:g}s "
+                    f"({delay:g}s): exiting now",
+                    code,
+                )
+
+        threading.Thread(target=watchdog, name="trio-h3 shutdown watchdog", daemon=True).start()
+
+    def _hard_exit(self, why: str, code: int) -> None:
+        running = [c.describe() for c in list(self.state.connections)]
+        lines = [f"trio-h3: {why}"]
+        if running:
+            lines.append(f"trio-h3: still running ({len(running)}): " + "; ".join(running))
+        # Straight to the file descriptor: logging's locks may be held by the thread we
+        # are about to abandon.
+        try:
+            os.write(2, ("\n".join(lines) + "\n").encode(errors="replace"))
+        except OSError:
+            pass
+        os._exit(code)
 
 
 def _announce(message: str) -> None:
@@ -233,7 +322,7 @@ async def serve(
     Keyword arguments are :class:`ServeOptions` fields (``port=0`` picks a free port).
     ``shutdown_trigger`` (a ``trio.Event``) stops it gracefully without signals;
     signals are handled only in the main thread and when no trigger is given, unless
-    ``handle_signals`` says otherwise.
+    ``handle_signals`` says otherwise (see the module docstring for the exit rules).
     """
     opts = ServeOptions.build(options, **kwargs)
     server = Server(app, opts)

@@ -1,21 +1,24 @@
-"""What the connections of one server share: the app, options, shutdown and live streams."""
+"""What the connections of one server share: app, options, shutdown, live streams, threads."""
 
 from __future__ import annotations
 
+import logging
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._guest import Guest
 from .options import ServeOptions
 
 if TYPE_CHECKING:
     from ..app import H3
-    from ..sse import SSEWriter
-    from .connection import HTTPConnection
+    from ..sse.stream import Stream
 
 __all__ = ["ServerState"]
+
+logger = logging.getLogger("trio_h3")
 
 
 class ServerState:
@@ -24,15 +27,34 @@ class ServerState:
     def __init__(self, app: H3, options: ServeOptions) -> None:
         self.app = app
         self.options = options
+        #: Set to ask for a graceful shutdown (a signal, ``shutdown_trigger``, or app code
+        #: raising KeyboardInterrupt/SystemExit); the server then sets ``shutting_down``.
+        self.shutdown_requested = trio.Event()
+        #: What asked for the shutdown (a signal's name, ...), once asked.
+        self.shutdown_reason: str | None = None
         #: Set once a graceful shutdown begins; streams and WebSockets watch it.
         self.shutting_down = trio.Event()
-        self.connections: set[HTTPConnection] = set()
-        self.streams: set[SSEWriter] = set()
+        #: Open connections (their ``describe()`` is logged if a forced exit leaves them).
+        self.connections: set[Any] = set()
+        self.streams: set[Stream] = set()
         #: Set once open streams were cancelled: a stream starting later ends at once.
         self.streams_cancelled = False
+        self.guest = Guest(self.request_shutdown)
+        #: The worker threads of plain ``def`` handlers.
+        self.threads = trio.CapacityLimiter(options.thread_limit)
+        #: Run plain ``def`` handlers in the event loop instead (the test client sets it
+        #: under an autojumping MockClock, whose clock would jump while a thread runs).
+        self.sync_inline = False
         self.server_header = (options.server_header or "").encode("latin-1")
         self._date_second = -1
         self._date_value = b""
+
+    def request_shutdown(self, why: str) -> None:
+        """Ask for a graceful shutdown (idempotent)."""
+        if not self.shutdown_requested.is_set():
+            logger.debug("shutdown requested: %s", why)
+            self.shutdown_reason = why
+            self.shutdown_requested.set()
 
     def date_header(self) -> bytes:
         """The ``Date`` header value, formatted once per second rather than per response."""

@@ -6,29 +6,15 @@ import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from ..event import H3Event
 
-__all__ = ["delete_cookie", "parse_cookie_header", "serialize_cookie", "set_cookie"]
+__all__ = ["delete_cookie", "serialize_cookie", "set_cookie"]
 
 # RFC 6265 token characters for a cookie name.
 _NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-
-def parse_cookie_header(header: str) -> dict[str, str]:
-    """``"a=1; b=two"`` -> ``{"a": "1", "b": "two"}``; malformed pairs are skipped."""
-    cookies: dict[str, str] = {}
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if not sep or not name:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        cookies.setdefault(name.strip(), unquote(value) if "%" in value else value)
-    return cookies
 
 
 def serialize_cookie(

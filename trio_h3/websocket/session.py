@@ -30,14 +30,10 @@ does.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, NoReturn
 
-import h11
 import trio
 from trio_websocket import (
     CloseReason,
@@ -50,16 +46,16 @@ from wsproto.connection import ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Event, Request, TextMessage
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from . import _sockio as sockio
-from ._groups import raise_single
-from .errors import HTTPError
+from .. import _sockio as sockio
+from .._groups import raise_single
+from ..errors import HTTPError
+from ..types import RequestHead
+from .options import WebSocketOptions
 
 __all__ = [
     "CloseFrame",
     "WebSocket",
     "WebSocketClosed",
-    "WebSocketOptions",
-    "check_upgrade_request",
     "run_websocket",
 ]
 
@@ -72,39 +68,6 @@ NORMAL_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
 # for the frame parser; past this we simply stop reading until the handler decides.
 _MAX_EARLY_BYTES: Final = 64 * 1024
 _RECEIVE_SIZE: Final = 64 * 1024
-_WEBSOCKET_VERSION: Final = b"13"
-
-
-@dataclass(frozen=True)
-class WebSocketOptions:
-    """Per-route WebSocket settings (server-wide defaults live in ``ServeOptions``).
-
-    ``ping_interval``: seconds between keepalive pings, ``None`` disables them.
-    ``ping_timeout``: no pong within this many seconds closes the connection (1011).
-    ``max_message_size``: a larger incoming message closes the connection with 1009.
-    ``message_queue_size``: received messages buffered ahead of the handler; while the
-    queue is full trio-websocket stops reading, so the client's pings wait too.
-    ``close_timeout``: how long a closing handshake (and a handler noticing a close) may
-    take before the socket is closed (and the handler cancelled) regardless.
-    """
-
-    ping_interval: float | None = 20.0
-    ping_timeout: float = 20.0
-    max_message_size: int = 1 << 20
-    message_queue_size: int = 1
-    close_timeout: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.ping_interval is not None and not self.ping_interval > 0:
-            raise ValueError(f"ping_interval must be > 0 or None, got {self.ping_interval!r}")
-        if not self.ping_timeout > 0:
-            raise ValueError(f"ping_timeout must be > 0, got {self.ping_timeout!r}")
-        if self.max_message_size < 1:
-            raise ValueError(f"max_message_size must be >= 1, got {self.max_message_size!r}")
-        if self.message_queue_size < 0:
-            raise ValueError(f"message_queue_size must be >= 0, got {self.message_queue_size!r}")
-        if not self.close_timeout > 0:
-            raise ValueError(f"close_timeout must be > 0, got {self.close_timeout!r}")
 
 
 class CloseFrame(NamedTuple):
@@ -135,70 +98,6 @@ class WebSocketClosed(ConnectionClosed):
         """The close reason text, if any."""
         assert self.reason is not None
         return self.reason.reason
-
-
-# --------------------------------------------------------------------------- handshake check
-
-
-def _tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    tokens: list[bytes] = []
-    for header_name, value in headers:
-        if header_name.lower() == name:
-            tokens.extend(t.strip().lower() for t in value.split(b",") if t.strip())
-    return tokens
-
-
-def _values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    return [value.strip() for header_name, value in headers if header_name.lower() == name]
-
-
-def check_upgrade_request(method: str, headers: list[tuple[bytes, bytes]]) -> None:
-    """Check that a request to a WebSocket route is a valid RFC 6455 opening handshake.
-
-    Raises :class:`~trio_h3.errors.HTTPError` 426 (with ``Upgrade: websocket``) for a
-    plain request that does not ask for a WebSocket, and 400 for a broken handshake:
-    not GET, no ``Connection: upgrade``, a ``Sec-WebSocket-Version`` other than 13 (the
-    answer names 13), a missing or malformed ``Sec-WebSocket-Key``, or no ``Host``.
-    Pure: no I/O. ``headers`` are h11's (name, value) byte pairs.
-    """
-    if b"websocket" not in _tokens(headers, b"upgrade"):
-        raise HTTPError(
-            426,
-            "This resource only accepts WebSocket connections",
-            headers=[
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Version", "13"),
-            ],
-        )
-    if method.upper() != "GET":
-        raise HTTPError(400, f"A WebSocket handshake must use GET, not {method}")
-    if b"upgrade" not in _tokens(headers, b"connection"):
-        raise HTTPError(400, "A WebSocket handshake needs 'Connection: Upgrade'")
-    versions = _values(headers, b"sec-websocket-version")
-    if versions != [_WEBSOCKET_VERSION]:
-        message = (
-            "Missing header 'Sec-WebSocket-Version'"
-            if not versions
-            else "Unsupported Sec-WebSocket-Version (only 13 is supported)"
-        )
-        raise HTTPError(400, message, headers=[("Sec-WebSocket-Version", "13")])
-    keys = _values(headers, b"sec-websocket-key")
-    if len(keys) != 1:
-        raise HTTPError(
-            400,
-            "Missing header 'Sec-WebSocket-Key'"
-            if not keys
-            else "Duplicate header 'Sec-WebSocket-Key'",
-        )
-    try:
-        nonce = base64.b64decode(keys[0], validate=True)
-    except (binascii.Error, ValueError):
-        nonce = b""
-    if len(nonce) != 16:
-        raise HTTPError(400, "Sec-WebSocket-Key must be 16 bytes, base64-encoded")
-    if not _values(headers, b"host"):
-        raise HTTPError(400, "Missing header 'Host'")
 
 
 # --------------------------------------------------------------------------- the session
@@ -292,7 +191,7 @@ def _header_pairs(
     return pairs
 
 
-def _serialise_head(request: h11.Request) -> bytes:
+def _serialise_head(request: RequestHead) -> bytes:
     """The request head as bytes again, for wsproto's own handshake parser.
 
     The body (if a client sent one with its upgrade) was consumed by the connection's
@@ -839,7 +738,7 @@ async def _send_handshake_error(
 
 async def run_websocket(
     stream: trio.abc.Stream,
-    request: h11.Request,
+    head: RequestHead,
     trailing_data: bytes,
     event: Any,
     handler: Callable[[WebSocket], Awaitable[None]],
@@ -849,8 +748,8 @@ async def run_websocket(
 ) -> None:
     """Run one WebSocket session over ``stream`` in the caller's task; close the stream.
 
-    ``request`` is the upgrade request as h11 parsed it (already checked with
-    :func:`check_upgrade_request`), ``trailing_data`` the bytes h11 received after it.
+    ``head`` is the upgrade request as the parser read it (already checked with
+    :func:`check_upgrade_request`), ``trailing_data`` the bytes received after it.
     Returns when the session is over. Never raises for a client's misbehaviour or
     disconnect; a handler exception closes with 1011 (or answers 500 before the
     upgrade) and is logged on the ``trio_h3`` logger. When ``shutdown`` is set the
@@ -859,7 +758,7 @@ async def run_websocket(
     """
     try:
         await _run_session(
-            stream, request, trailing_data, event, handler, options, shutdown, shutdown_grace
+            stream, head, trailing_data, event, handler, options, shutdown, shutdown_grace
         )
     except BaseExceptionGroup as group:
         raise_single(group)
@@ -867,7 +766,7 @@ async def run_websocket(
 
 async def _run_session(
     stream: trio.abc.Stream,
-    request: h11.Request,
+    head: RequestHead,
     trailing_data: bytes,
     event: Any,
     handler: Callable[[WebSocket], Awaitable[None]],
@@ -877,7 +776,7 @@ async def _run_session(
 ) -> None:
     ws = WebSocket(stream, event, options, shutdown, shutdown_grace)
     try:
-        ws._wsproto.receive_data(_serialise_head(request))
+        ws._wsproto.receive_data(_serialise_head(head))
         requests = [e for e in ws._wsproto.events() if isinstance(e, Request)]
     except RemoteProtocolError as exc:
         logger.debug("WebSocket handshake refused by wsproto: %s", exc)

@@ -1,0 +1,271 @@
+"""One request and its response on a connection: the event's server side.
+
+An :class:`Exchange` builds the :class:`~trio_h3.H3Event`, runs the app as a guest (what
+escapes it is contained: :mod:`trio_h3._guest`), and writes what comes back: a complete
+response, a stream (:mod:`.streaming`), or the hand-off to a WebSocket session. It is the
+:class:`~trio_h3.types.RequestIO` the event reads its body and starts streams through.
+
+Whatever a handler returns, the client gets an answer: a response that cannot be sent
+(a status outside 200-599, a header that slipped past validation) is logged with its
+route and answered 500.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from ..errors import HTTPError
+from ..event import H3Event
+from ..response import Response, StreamingResponse, error_response
+from ..sse.response import SSEResponse
+from ..types import RequestHead
+from ..websocket.handshake import WebSocketUpgrade
+from ..websocket.options import WebSocketOptions
+from ..websocket.session import run_websocket
+from . import streaming
+from .body import BodyReader
+from .wire import InvalidResponse
+
+if TYPE_CHECKING:
+    from ..sse.writer import SSEWriter
+    from .connection import HTTPConnection
+
+__all__ = ["Exchange"]
+
+logger = logging.getLogger("trio_h3")
+access_logger = logging.getLogger("trio_h3.access")
+
+R = TypeVar("R")
+
+_CLOSE = (b"connection", b"close")
+_FRAMING = (b"content-length", b"transfer-encoding")
+
+
+class Exchange:
+    """One request/response exchange (see the module docstring)."""
+
+    __slots__ = (
+        "_body",
+        "connection",
+        "event",
+        "handed_off",
+        "head",
+        "options",
+        "state",
+        "status",
+        "wire",
+    )
+
+    def __init__(self, connection: HTTPConnection, head: RequestHead) -> None:
+        self.connection = connection
+        self.state = connection.state
+        self.options = options = connection.state.options
+        self.wire = connection.wire
+        self.head = head
+        event = H3Event(
+            head.method.decode("ascii", "replace"),
+            head.target,
+            head.headers,
+            http_version=head.http_version.decode("ascii", "replace"),
+            client=connection.client,
+            server=connection.server,
+            scheme=connection.scheme,
+            io=self,
+        )
+        event.max_body_size = options.max_body_size
+        event.body_timeout = options.body_timeout
+        self.event = event
+        self._body: BodyReader | None = None
+        self.status = 0
+        self.handed_off = False
+
+    @property
+    def body(self) -> BodyReader:
+        """The request body reader (made on first use: most requests have none)."""
+        if self._body is None:
+            self._body = BodyReader(
+                self.wire,
+                declared=self.wire.declared_length,
+                limit=self.event.max_body_size,
+                read_timeout=self.options.request_head_timeout,
+                timeout=self.event.body_timeout,
+            )
+        return self._body
+
+    def describe(self) -> str:
+        """``METHOD path`` (and the route), for logs."""
+        event = self.event
+        route = f" (route {event.route})" if event.route else ""
+        return f"{event.method} {event.path}{route}"
+
+    # -- the exchange ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Answer the request; afterwards the connection is ready for the next one (or not)."""
+        log_access = self.options.access_log and access_logger.isEnabledFor(logging.INFO)
+        started = trio.current_time() if log_access else 0.0
+        try:
+            response = await self._answer()
+            self.status = response.status
+            await self._respond(response)
+        finally:
+            if log_access:
+                self._log_access(started)
+        if not self.handed_off and not self.wire.broken:
+            await self.body.discard()
+
+    async def _answer(self) -> Response:
+        try:
+            return await self.state.app.handle(self.event)
+        except BaseException as exc:
+            # Not an Exception (those the app answers itself): contain it; a real
+            # cancellation of ours propagates from here.
+            await self.state.guest.contain(exc, self.describe())
+            return error_response(HTTPError(500, "Internal Server Error"))
+
+    def shutdown_refusal(self) -> HTTPError | None:
+        """The 503 for a new stream or upgrade during shutdown (None otherwise)."""
+        if self.state.shutting_down.is_set() and self.event.method != "HEAD":
+            # A long-lived session started now would only be cut at once: tell the
+            # client to come back (to another instance) instead.
+            return HTTPError(503, "Server is shutting down", headers=[("retry-after", "1")])
+        return None
+
+    async def _respond(self, response: Response) -> None:
+        if self.wire.response_started:
+            # An inline stream already answered; what the handler returned afterwards
+            # has nowhere to go.
+            return
+        try:
+            if isinstance(response, WebSocketUpgrade | SSEResponse):
+                refusal = self.shutdown_refusal()
+                if refusal is not None:
+                    self.status = refusal.status
+                    await self.send_full(error_response(refusal))
+                    return
+            if isinstance(response, WebSocketUpgrade):
+                await self._upgrade(response)
+            elif isinstance(response, SSEResponse):
+                await streaming.run_sse(self, response)
+            elif isinstance(response, StreamingResponse):
+                await streaming.run_body(self, response)
+            else:
+                await self.send_full(response)
+        except InvalidResponse as exc:
+            logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
+            self.status = 500
+            await self._answer_invalid()
+
+    async def _answer_invalid(self) -> None:
+        if self.wire.response_started:
+            await self.wire.abort()
+            return
+        await self.wire.send_fallback_error(
+            500, error_response(HTTPError(500, "Internal Server Error")).body
+        )
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _headers(self, response: Response, *, complete: bool) -> list[tuple[bytes, bytes]]:
+        headers: list[tuple[bytes, bytes]] = []
+        for pair in response.headers.raw:
+            if pair[0] in _FRAMING:
+                if pair[0] == b"content-length" and not complete:
+                    headers.append(pair)  # a streamed body of declared length
+                elif pair[0] == b"content-length" and int(pair[1]) != len(response.body):
+                    raise InvalidResponse(
+                        f"Content-Length {pair[1].decode()} does not match the body "
+                        f"({len(response.body)} bytes)"
+                    )
+                continue  # the wire frames the body itself
+            headers.append(pair)
+        if not 200 <= response.status <= 599:
+            raise InvalidResponse(f"status {response.status!r} is not a final status")
+        headers += self.connection.server_headers(self._closes())
+        return headers
+
+    def _closes(self) -> bool:
+        """Whether this response must end the connection (and so say ``close``)."""
+        wire = self.wire
+        if wire.close_after or self.state.shutting_down.is_set():
+            return True
+        if not wire.body_pending or (self._body is not None and self._body.done):
+            return False
+        # A body nobody will read: one the client waits to be invited to send, or one
+        # declared over the limit (read only to discard it, it could be anything).
+        declared, limit = wire.declared_length, self.event.max_body_size
+        return wire.waiting_for_100_continue or (
+            declared is not None and limit is not None and declared > limit
+        )
+
+    async def send_full(self, response: Response) -> None:
+        """Write a complete response (the body in memory) in one write."""
+        await self.wire.send_response(
+            response.status, self._headers(response, complete=True), response.body
+        )
+
+    async def send_head(self, response: Response) -> None:
+        """Write the head of a streamed response."""
+        await self.wire.send_head(response.status, self._headers(response, complete=False))
+
+    async def _upgrade(self, response: WebSocketUpgrade) -> None:
+        options = self.options
+        # Server-wide defaults, then what the route overrides.
+        settings = dataclasses.replace(
+            WebSocketOptions(
+                ping_interval=options.ws_ping_interval,
+                ping_timeout=options.ws_ping_timeout,
+                max_message_size=options.ws_max_message_size,
+            ),
+            **response.options,
+        )
+        self.handed_off = True
+        await run_websocket(
+            self.wire.stream,
+            self.head,
+            self.wire.trailing,
+            self.event,
+            response.handler,
+            settings,
+            self.state.shutting_down,
+            options.stream_shutdown_grace,
+        )
+
+    def _log_access(self, started: float) -> None:
+        event = self.event
+        client = self.connection.client
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+            client.host if client else "-",
+            event.method,
+            self.head.target.decode("latin-1"),
+            event.http_version,
+            self.status,
+            self.wire.body_bytes,
+            (trio.current_time() - started) * 1000,
+        )
+
+    # -- RequestIO ----------------------------------------------------------------------------
+
+    async def receive_body(self) -> bytes:
+        """The next chunk of the request body, ``b""`` at its end (limits enforced)."""
+        body = self.body
+        body.limit = self.event.max_body_size
+        body.timeout = self.event.body_timeout
+        return await body.receive()
+
+    def inline_stream(self, event: H3Event) -> AbstractAsyncContextManager[SSEWriter]:
+        """The inline SSE form (see :func:`.streaming.inline_stream`)."""
+        return streaming.inline_stream(self, event)
+
+    async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)`` in one of the server's worker threads (``thread_limit``)."""
+        if self.state.sync_inline:
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.state.threads)

@@ -1,0 +1,74 @@
+"""The shapes the layers agree on: handlers, middleware, and the server's side of a request.
+
+Pure: type aliases and protocols only. :class:`RequestIO` is the seam between the
+framework (``event``, ``app``: no Trio) and the server (``server/``: Trio): an event
+reads its body, starts an inline stream or runs a sync handler only through it, which
+is also what lets the test client drive the same code over memory streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from .event import H3Event
+    from .sse.writer import SSEWriter
+    from .websocket.session import WebSocket
+
+__all__ = [
+    "Handler",
+    "Middleware",
+    "Next",
+    "RequestHead",
+    "RequestIO",
+    "StreamCallback",
+    "WebSocketHandler",
+]
+
+R = TypeVar("R")
+
+#: A route handler: ``async def handler(event) -> value`` (a plain ``def`` runs in a thread).
+Handler = Callable[["H3Event"], Any]
+#: What middleware calls to run the rest of the chain.
+Next = Callable[[], Awaitable[Any]]
+#: Onion middleware: ``async def mw(event, next) -> value``.
+Middleware = Callable[["H3Event", Next], Awaitable[Any]]
+#: An SSE stream callback: ``async def cb(writer, *args) -> None``.
+StreamCallback = Callable[..., Awaitable[None]]
+#: A WebSocket route handler: ``async def handler(ws) -> None``.
+WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A request head as the parser read it (the wire's event, whatever the parser).
+
+    ``headers`` are ``(lowercased name, value)`` byte pairs in the order received.
+    """
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+class RequestIO(Protocol):
+    """What the server lends an :class:`~trio_h3.H3Event` for one request."""
+
+    async def receive_body(self) -> bytes:
+        """The next chunk of the request body; ``b""`` once it is complete.
+
+        Enforces the body limit (413), the body deadlines (408) and framing (400).
+        """
+        ...
+
+    def inline_stream(self, event: H3Event) -> AbstractAsyncContextManager[SSEWriter]:
+        """The inline SSE form: send the head on entry, end the stream on exit."""
+        ...
+
+    async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run a blocking ``fn(*args)`` in the server's worker threads (bounded)."""
+        ...

@@ -1,0 +1,28 @@
+"""WebSockets: the handshake check (pure), the options, and the session a handler holds.
+
+- :mod:`.handshake`: RFC 6455 §4.2.1 checks of an upgrade request; the upgrade response;
+- :mod:`.options`: :class:`WebSocketOptions`, per route over server-wide defaults;
+- :mod:`.session`: :class:`WebSocket`, run over trio-websocket once upgraded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .options import WebSocketOptions
+    from .session import CloseFrame, WebSocket, WebSocketClosed
+
+__all__ = ["CloseFrame", "WebSocket", "WebSocketClosed", "WebSocketOptions"]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "WebSocketOptions": ".options",
+        "CloseFrame": ".session",
+        "WebSocket": ".session",
+        "WebSocketClosed": ".session",
+    },
+)

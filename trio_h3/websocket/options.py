@@ -1,0 +1,49 @@
+"""WebSocket settings: per route (``app.ws(path, ...)``) over the server-wide defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["WebSocketOptions", "check_route_options"]
+
+
+@dataclass(frozen=True)
+class WebSocketOptions:
+    """Per-route WebSocket settings (server-wide defaults live in ``ServeOptions``).
+
+    ``ping_interval``: seconds between keepalive pings, ``None`` disables them.
+    ``ping_timeout``: no pong within this many seconds closes the connection (1011).
+    ``max_message_size``: a larger incoming message closes the connection with 1009.
+    ``message_queue_size``: received messages buffered ahead of the handler; while the
+    queue is full trio-websocket stops reading, so the client's pings wait too.
+    ``close_timeout``: how long a closing handshake (and a handler noticing a close) may
+    take before the socket is closed (and the handler cancelled) regardless.
+    """
+
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 20.0
+    max_message_size: int = 1 << 20
+    message_queue_size: int = 1
+    close_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.ping_interval is not None and not self.ping_interval > 0:
+            raise ValueError(f"ping_interval must be > 0 or None, got {self.ping_interval!r}")
+        if not self.ping_timeout > 0:
+            raise ValueError(f"ping_timeout must be > 0, got {self.ping_timeout!r}")
+        if self.max_message_size < 1:
+            raise ValueError(f"max_message_size must be >= 1, got {self.max_message_size!r}")
+        if self.message_queue_size < 0:
+            raise ValueError(f"message_queue_size must be >= 0, got {self.message_queue_size!r}")
+        if not self.close_timeout > 0:
+            raise ValueError(f"close_timeout must be > 0, got {self.close_timeout!r}")
+
+
+def check_route_options(options: dict[str, Any]) -> None:
+    """Refuse an unknown or invalid ``app.ws(...)`` option at registration."""
+    unknown = set(options) - {f.name for f in dataclasses.fields(WebSocketOptions)}
+    if unknown:
+        raise TypeError(f"unknown WebSocket route options: {', '.join(sorted(unknown))}")
+    dataclasses.replace(WebSocketOptions(), **options)
