@@ -287,6 +287,9 @@ class Wire:
 
     async def send_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> Framing:
         """The head of a streamed response; returns (and keeps) the framing it declared."""
+        if status == 205:
+            # RFC 9110 §15.3.6: no content; say so, or h11 would announce a chunked body.
+            headers.append((b"content-length", b"0"))
         head = self._send_head_event(status, headers)
         self.framing, self._remaining = _framing_of(head, self._method, status)
         await self._send(head)

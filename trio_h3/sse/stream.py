@@ -233,6 +233,9 @@ class Stream:
                 return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._mark_disconnected()
+            except ValueError as exc:
+                # The body cannot end as its head promised (short of its Content-Length).
+                logger.error("a streamed response could not end cleanly: %s", exc)
             finally:
                 self._release_turn()
         await self._transport.abort()
