@@ -8,6 +8,7 @@ leaks. Every wait is bounded by ``trio.fail_after``; nothing sleeps to time anyt
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import struct
@@ -296,7 +297,10 @@ async def test_callback_errors_are_isolated_across_concurrent_streams(
         else:
             assert data == [f"event {i}" for i in range(50)]
     assert sorted(reasons) == sorted([CloseReason.CALLBACK_ERROR] * 4 + [CloseReason.COMPLETED] * 8)
-    assert caplog.text.count("stream callback exploded") >= 4
+    # One error, with its traceback, per failed callback: no more, no fewer.
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.name, r.exc_info is not None) for r in errors] == [("trio_h3", True)] * 4
+    assert {str(r.exc_info[1]) for r in errors if r.exc_info} == {"stream callback exploded"}
 
 
 # -- abrupt disconnect (RST) ---------------------------------------------------------------------
