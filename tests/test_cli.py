@@ -50,19 +50,19 @@ async def serve_and_stop(args: list[str], path: str, expected: str) -> bytes:
                 r = await client.get(path)
                 assert r.status_code == 200
                 assert r.text == expected
-            start = trio.current_time()
             process.send_signal(signal.SIGINT)
             assert process.stderr is not None
             while chunk := await process.stderr.receive_some(4096):
                 seen += chunk
             code = await process.wait()
-            assert trio.current_time() - start < 5
         finally:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
     assert code in (0, 130), bytes(seen)
     assert b"Traceback" not in seen
+    # Nothing was left to wait for: the server did not sit out its shutdown_timeout.
+    assert b"shutdown_timeout" not in seen
     return bytes(seen)
 
 
@@ -313,18 +313,19 @@ async def test_sigterm_is_graceful_and_a_second_signal_exits_at_once(tmp_path: P
             with pytest.raises(OSError):
                 await trio.open_tcp_stream("127.0.0.1", port)
             assert process.returncode is None
-            # ...and a second signal cancels what is left without waiting.
-            start = trio.current_time()
+            # ...and a second signal cancels what is left without waiting: the server
+            # says so, and never reaches its shutdown_timeout (10 s, within the 20 s
+            # bound on this test), which it would log.
             process.send_signal(signal.SIGINT)
             while chunk := await process.stderr.receive_some(4096):
                 seen += chunk
             code = await process.wait()
-            assert trio.current_time() - start < 5
             await in_flight.aclose()
         finally:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
     assert code in (0, 130), bytes(seen)
-    assert b"second signal" in seen
+    assert b"second signal: exiting now" in seen
+    assert b"shutdown_timeout" not in seen
     assert b"Traceback" not in seen

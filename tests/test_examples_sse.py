@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -101,10 +100,9 @@ async def test_autojump_clock_fixture_drives_the_run(
 # -- sse_counter ---------------------------------------------------------------------
 
 
-async def test_counter_sends_31_counts_then_done_in_well_under_a_second(
+async def test_counter_sends_31_counts_then_done_in_30_virtual_seconds(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    real_start = time.perf_counter()
     async with TestClient(sse_counter.app) as client:
         async with client.sse("/events") as stream:
             assert stream.status == 200
@@ -113,7 +111,6 @@ async def test_counter_sends_31_counts_then_done_in_well_under_a_second(
             events = await stream.read_until_end()
             virtual_elapsed = trio.current_time() - virtual_start
             assert stream.response.complete  # ended with the terminating chunk
-    real_elapsed = time.perf_counter() - real_start
 
     assert len(events) == 32
     counts, done = events[:31], events[31]
@@ -122,7 +119,6 @@ async def test_counter_sends_31_counts_then_done_in_well_under_a_second(
     ]
     assert (done.event, done.data) == ("done", "Counter complete!")
     assert virtual_elapsed == 30  # the seed's 30 seconds, in virtual time
-    assert real_elapsed < 0.5
 
 
 async def test_counter_one_event_per_second(autojump_clock: trio.testing.MockClock) -> None:
@@ -435,9 +431,11 @@ async def test_proxy_relays_and_cancels_upstream_on_disconnect(
                 ("tick", "44", "tick 44"),
             ]
             assert not bodies[0].closed.is_set()
+            left_at = trio.current_time()
             await stream.disconnect()
-            with trio.fail_after(1):
-                await bodies[0].closed.wait()
+            await bodies[0].closed.wait()
+            # At once, not at the upstream's next tick a second later.
+            assert trio.current_time() == left_at
             await trio.testing.wait_all_tasks_blocked()
             assert client.state.statistics()["streams"] == 0
     assert seen_headers[0]["last-event-id"] == "41"

@@ -263,7 +263,9 @@ async def test_graceful_shutdown_lets_the_request_in_flight_finish(
     assert response.headers["connection"] == "close"
 
 
-async def test_shutdown_timeout_cancels_a_stuck_handler(running_server: RunServer) -> None:
+async def test_shutdown_timeout_cancels_a_stuck_handler(
+    running_server: RunServer, caplog: pytest.LogCaptureFixture
+) -> None:
     app = make_app()
     entered = trio.Event()
     cancelled: list[bool] = []
@@ -283,14 +285,15 @@ async def test_shutdown_timeout_cancels_a_stuck_handler(running_server: RunServe
             stream = await trio.open_tcp_stream(server.host, server.port)
             await stream.send_all(request_bytes("GET", "/stuck"))
             await entered.wait()
-            start = trio.current_time()
             server.stop()
             # The client sees the connection closed without a response.
             assert await read_until_eof(stream) == b""
             await stream.aclose()
             await server.stopped.wait()
-            assert trio.current_time() - start < TIMEOUT / 2
+    # Only the shutdown_timeout could end this handler (it sleeps forever; the bound
+    # above is a guard against a hang, not a measurement), and the server says so.
     assert cancelled == [True]
+    assert "passed: cancelling 1 connection(s)" in caplog.text
 
 
 async def test_idle_keep_alive_connections_close_at_shutdown(running_server: RunServer) -> None:

@@ -7,7 +7,6 @@ heartbeats, send timeouts and grace periods are checked at their exact virtual t
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -1338,7 +1337,7 @@ async def stream_counter(writer: SSEWriter) -> None:
     await writer.send(SSEEvent(data="Counter complete!", event="done"))
 
 
-async def test_thirty_second_counter_in_well_under_a_second(autojump_clock: MockClock) -> None:
+async def test_thirty_second_counter_runs_in_virtual_time(autojump_clock: MockClock) -> None:
     app = H3()
 
     @app.get("/events")
@@ -1346,14 +1345,11 @@ async def test_thirty_second_counter_in_well_under_a_second(autojump_clock: Mock
         event.start_sse()
         event.set_stream_callback(stream_counter)
 
-    wall = time.perf_counter()
     virtual = trio.current_time()
     async with TestClient(app) as client:
         async with client.sse("/events") as stream:
             events = [event async for event in stream]
-    elapsed = time.perf_counter() - wall
     assert trio.current_time() - virtual == pytest.approx(31)
-    assert elapsed < 0.5
     assert events[:31] == [
         ServerSentEvent(data=str(i), event="counter", id=str(i)) for i in range(31)
     ]

@@ -306,7 +306,7 @@ async def test_callback_errors_are_isolated_across_concurrent_streams(
 # -- abrupt disconnect (RST) ---------------------------------------------------------------------
 
 
-async def test_rst_cancels_the_callback_promptly() -> None:
+async def test_rst_cancels_the_callback() -> None:
     async with running() as server:
         tracker = server.tracker
         stream = await open_raw(server.port)
@@ -315,20 +315,21 @@ async def test_rst_cancels_the_callback_promptly() -> None:
         await read_until(stream, b"data: hello\n\n", buffer)
         assert tracker.live == 1
         reset(stream)
-        # Promptly: the receive side sees the reset at once (bounded, no polling).
-        await tracker.wait_for(lambda: tracker.live == 0 and tracker.reasons != [], timeout=2)
+        # Nothing else ends /endless (no heartbeat, no writes, no shutdown yet): the
+        # receive side saw the reset. (How fast is checked in memory under MockClock.)
+        await tracker.wait_for(lambda: tracker.live == 0 and tracker.reasons != [])
         assert tracker.reasons == [CloseReason.CLIENT_DISCONNECTED]
         await server.wait_idle()
 
 
-async def test_plain_close_cancels_the_callback_promptly() -> None:
+async def test_plain_close_cancels_the_callback() -> None:
     async with running() as server:
         tracker = server.tracker
         stream = await open_raw(server.port)
         await stream.send_all(b"GET /endless HTTP/1.1\r\nhost: t\r\n\r\n")
         await read_until(stream, b"data: hello\n\n", bytearray())
         await stream.aclose()
-        await tracker.wait_for(lambda: tracker.live == 0 and tracker.reasons != [], timeout=2)
+        await tracker.wait_for(lambda: tracker.live == 0 and tracker.reasons != [])
         assert tracker.reasons == [CloseReason.CLIENT_DISCONNECTED]
         await server.wait_idle()
 
@@ -460,7 +461,7 @@ async def test_http_1_0_client_leaving_cancels_the_callback() -> None:
         await stream.send_all(b"GET /endless HTTP/1.0\r\n\r\n")
         await read_until(stream, b"data: hello\n\n", bytearray())
         reset(stream)
-        await tracker.wait_for(lambda: tracker.live == 0 and tracker.reasons != [], timeout=2)
+        await tracker.wait_for(lambda: tracker.live == 0 and tracker.reasons != [])
         assert tracker.reasons == [CloseReason.CLIENT_DISCONNECTED]
 
 

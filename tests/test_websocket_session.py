@@ -449,6 +449,7 @@ def _websockets_client_session(port: int) -> dict[str, Any]:
 
 async def test_websockets_library_client(nursery: trio.Nursery) -> None:
     closed: list[tuple[int | None, str | None]] = []
+    done = trio.Event()
 
     async def handler(ws: WebSocket) -> None:
         await ws.accept(subprotocol="chat.v1" if "chat.v1" in ws.subprotocols else None)
@@ -457,6 +458,7 @@ async def test_websockets_library_client(nursery: trio.Nursery) -> None:
                 await ws.send(message)
         finally:
             closed.append((ws.close_code, ws.close_reason))
+            done.set()
 
     port = await start_server(nursery, handler)
     out = await trio.to_thread.run_sync(_websockets_client_session, port)
@@ -468,8 +470,7 @@ async def test_websockets_library_client(nursery: trio.Nursery) -> None:
         "pong": True,
     }
     with trio.fail_after(5):
-        while not closed:
-            await trio.sleep(0.01)
+        await done.wait()
     assert closed == [(4005, "done")]
 
 
@@ -575,12 +576,14 @@ async def test_pipelined_frames_after_the_head_are_not_lost(nursery: trio.Nurser
 
 async def test_protocol_error_ends_the_session_quietly(nursery: trio.Nursery) -> None:
     ends: list[int | None] = []
+    done = trio.Event()
 
     async def handler(ws: WebSocket) -> None:
         try:
             await ws.receive()
         finally:
             ends.append(ws.close_code)
+            done.set()
 
     port = await start_server(nursery, handler)
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -592,8 +595,7 @@ async def test_protocol_error_ends_the_session_quietly(nursery: trio.Nursery) ->
         with trio.fail_after(5):
             await read_all(stream)
     with trio.fail_after(5):
-        while not ends:
-            await trio.sleep(0.01)
+        await done.wait()
     assert ends == [1002]
 
 
