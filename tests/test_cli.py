@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from helpers import open_connection, read_until, request_bytes
 
 from trio_h3 import H3
 from trio_h3.cli import AppImportError, import_app, main
@@ -20,6 +21,13 @@ from trio_h3.cli import AppImportError, import_app, main
 REPO = Path(__file__).resolve().parent.parent
 URL_LINE = re.compile(rb"listening on (http://127\.0\.0\.1:(\d+))")
 TIMEOUT = 20
+
+
+async def start_cli(*args: str) -> trio.Process:
+    """``python -m trio_h3 run *args`` from the repository root, stderr piped."""
+    return await trio.lowlevel.open_process(
+        [sys.executable, "-m", "trio_h3", "run", *args], cwd=str(REPO), stderr=subprocess.PIPE
+    )
 
 
 async def read_url(process: trio.Process, seen: bytearray) -> str:
@@ -39,11 +47,7 @@ async def serve_and_stop(args: list[str], path: str, expected: str) -> bytes:
     """Run the CLI with ``args``, GET ``path``, SIGINT it; return everything on stderr."""
     seen = bytearray()
     with trio.fail_after(TIMEOUT):
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "trio_h3", "run", *args],
-            cwd=str(REPO),
-            stderr=subprocess.PIPE,
-        )
+        process = await start_cli(*args)
         try:
             url = await read_url(process, seen)
             async with httpx.AsyncClient(base_url=url) as client:
@@ -223,22 +227,14 @@ async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
     )
     seen = bytearray()
     with trio.fail_after(TIMEOUT * 2):
-        process = await trio.lowlevel.open_process(
-            [
-                sys.executable,
-                "-m",
-                "trio_h3",
-                "run",
-                "cli_reload_mod:app",
-                "--app-dir",
-                str(tmp_path),
-                "--port",
-                "0",
-                "--reload",
-                "--no-access-log",
-            ],
-            cwd=str(REPO),
-            stderr=subprocess.PIPE,
+        process = await start_cli(
+            "cli_reload_mod:app",
+            "--app-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--reload",
+            "--no-access-log",
         )
         try:
             url = await read_url(process, seen)
@@ -279,30 +275,14 @@ async def test_sigterm_is_graceful_and_a_second_signal_exits_at_once(tmp_path: P
     )
     seen = bytearray()
     with trio.fail_after(TIMEOUT):
-        process = await trio.lowlevel.open_process(
-            [
-                sys.executable,
-                "-m",
-                "trio_h3",
-                "run",
-                "cli_slow_mod:app",
-                "--app-dir",
-                str(tmp_path),
-                "--port",
-                "0",
-            ],
-            cwd=str(REPO),
-            stderr=subprocess.PIPE,
-        )
+        process = await start_cli("cli_slow_mod:app", "--app-dir", str(tmp_path), "--port", "0")
         try:
             url = await read_url(process, seen)
             port = int(url.rsplit(":", 1)[1])
             # A request in flight keeps the graceful shutdown waiting (up to 10 s)...
-            in_flight = await trio.open_tcp_stream("127.0.0.1", port)
-            await in_flight.send_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            received = b""
-            while b"started" not in received:  # the request is being served
-                received += await in_flight.receive_some(4096)
+            in_flight = await open_connection(port)
+            await in_flight.send_all(request_bytes("GET", "/slow"))
+            await read_until(in_flight, b"started")  # the request is being served
             process.send_signal(signal.SIGTERM)
             assert process.stderr is not None
             while b"graceful shutdown" not in seen:
@@ -311,7 +291,7 @@ async def test_sigterm_is_graceful_and_a_second_signal_exits_at_once(tmp_path: P
                 seen += chunk
             # ...new connections are refused at once...
             with pytest.raises(OSError):
-                await trio.open_tcp_stream("127.0.0.1", port)
+                await open_connection(port)
             assert process.returncode is None
             # ...and a second signal cancels what is left without waiting: the server
             # says so, and never reaches its shutdown_timeout (10 s, within the 20 s

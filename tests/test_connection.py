@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import h11
 import pytest
 import trio
-from rawhttp import RawResponse, parse_responses, read_until_eof, request_bytes
+from helpers import RawResponse, parse_responses, read_until, read_until_eof, request_bytes
 from trio.testing import MockClock
 
 from trio_h3 import H3, H3Event, StreamingResponse
@@ -228,9 +228,7 @@ async def test_keep_alive_idle_timeout_closes(autojump_clock: MockClock) -> None
     async with TestClient(make_app(), keep_alive_timeout=5, request_head_timeout=10) as client:
         stream = await client.open_stream()
         await stream.send_all(request_bytes("GET", "/"))
-        data = b""
-        while not data.endswith(b"hello"):
-            data += await stream.receive_some(65536)
+        data = await read_until(stream, b"hello")
         start = trio.current_time()
         # Nothing more is sent (no 408 for an idle connection), then EOF.
         assert await read_until_eof(stream) == b""
@@ -247,9 +245,7 @@ async def test_keep_alive_reuses_the_connection_within_the_timeout(
         stream = await client.open_stream()
         for _ in range(3):
             await stream.send_all(request_bytes("GET", "/"))
-            data = b""
-            while not data.endswith(b"hello"):
-                data += await stream.receive_some(65536)
+            await read_until(stream, b"hello")
             await trio.sleep(4)  # under the idle timeout each time
         assert trio.current_time() >= 12
         await stream.send_all(request_bytes("GET", "/", [("connection", "close")]))

@@ -11,7 +11,6 @@ import importlib.util
 import logging
 import sys
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -19,9 +18,10 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from helpers import IO_BOUND, running_server
 from httpx_sse import aconnect_sse
 
-from trio_h3 import H3, CloseReason, H3Event, SSEEvent, SSEWriter, serve
+from trio_h3 import H3, CloseReason, H3Event, SSEEvent, SSEWriter
 from trio_h3.broadcast import Broadcast
 from trio_h3.testing import ServerSentEvent, SSEStream, TestClient
 
@@ -512,21 +512,12 @@ async def test_proxy_over_real_sockets_upstream_sees_the_client_leave() -> None:
             await writer.send(SSEEvent(data=f"n{n}", event="number", id=str(n)))
         await trio.sleep_forever()  # only the client leaving ends this stream
 
-    stop = trio.Event()
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            serve_local = partial(serve, port=0, shutdown_trigger=stop, access_log=False)
-            (upstream_address,) = await nursery.start(serve_local, upstream)
-            proxy_app = sse_proxy.create_app(f"http://127.0.0.1:{upstream_address.port}/events")
-            (proxy_address,) = await nursery.start(serve_local, proxy_app)
-            assert upstream_address.host == proxy_address.host == "127.0.0.1"
-
+    async with running_server(upstream) as upstream_server:
+        proxy_app = sse_proxy.create_app(f"{upstream_server.url}/events")
+        async with running_server(proxy_app) as proxy_server:
             async with httpx.AsyncClient(trust_env=False) as client:
                 async with aconnect_sse(
-                    client,
-                    "GET",
-                    f"http://127.0.0.1:{proxy_address.port}/events",
-                    headers={"Last-Event-ID": "6"},
+                    client, "GET", f"{proxy_server.url}/events", headers={"Last-Event-ID": "6"}
                 ) as source:
                     assert source.response.status_code == 200
                     received = []
@@ -540,8 +531,8 @@ async def test_proxy_over_real_sockets_upstream_sees_the_client_leave() -> None:
                     assert not upstream_closed.is_set()
             # The end client has left: the proxy cancels its relay, which closes the
             # upstream request, which the upstream server sees as a disconnect.
-            await upstream_closed.wait()
-            stop.set()
+            with trio.fail_after(IO_BOUND):
+                await upstream_closed.wait()
 
     assert received == [("number", "7", "n7"), ("number", "8", "n8"), ("number", "9", "n9")]
     assert upstream_last_ids == ["6"]

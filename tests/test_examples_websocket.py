@@ -6,6 +6,7 @@ import trio
 import trio.testing
 import wsproto
 import wsproto.events as wse
+from helpers import read_websocket_events
 
 from examples import websocket_chat, websocket_echo
 from trio_h3.testing import TestClient
@@ -81,16 +82,9 @@ async def test_slow_member_is_dropped_without_blocking_the_room(
             assert [m.name for m in websocket_chat.rooms.members["r"]] == ["fast"]
         # The slow client finally reads: what fit its socket buffer, then the end of
         # the connection, which the server closed when it dropped the member.
-        received = bytearray()
-        events: list[wse.Event] = []
         with trio.fail_after(60):
-            while data := await slow.receive_some():
-                received += data
-                wsc.receive_data(data)
-                events += wsc.events()
-        wsc.receive_data(None)
-        events += wsc.events()
-    assert len(received) <= buffer_size
+            events, received = await read_websocket_events(slow, wsc)
+    assert received <= buffer_size
     assert isinstance(events[0], wse.AcceptConnection)
     texts = [e for e in events if isinstance(e, wse.TextMessage)]
     whole: list[str] = []

@@ -15,6 +15,7 @@ import h11
 import pytest
 import trio
 import trio.testing
+from helpers import read_until_eof
 from trio.testing import MockClock
 
 from trio_h3 import (
@@ -309,11 +310,9 @@ async def test_http_1_0_stream_is_close_delimited(autojump_clock: MockClock) -> 
     async with TestClient(sse_app(cb)) as client:
         raw = await client.open_stream()
         await raw.send_all(b"GET /events HTTP/1.0\r\n\r\n")
-        data = bytearray()
         with trio.fail_after(10):
-            while chunk := await raw.receive_some(65536):
-                data += chunk
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
+            data = await read_until_eof(raw)
+    head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"transfer-encoding" not in head.lower()
     assert b"content-length" not in head.lower()

@@ -15,9 +15,10 @@ import trio
 import trio.testing
 import wsproto
 import wsproto.events as wse
+from helpers import RunServer, read_websocket_events
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from trio_h3 import H3, H3Event, serve
+from trio_h3 import H3, H3Event
 from trio_h3.testing import TestClient
 from trio_h3.websocket import WebSocket, WebSocketClosed
 
@@ -165,17 +166,8 @@ async def test_keepalive_closes_when_no_pong(autojump_clock: trio.testing.MockCl
         await stream.send_all(wsc.send(wse.Request(host="testserver", target="/ws")))
         start = trio.current_time()
         # Read, but never answer: the pong never comes.
-        events: list[wse.Event] = []
         with trio.fail_after(60):
-            while True:
-                data = await stream.receive_some()
-                if not data:
-                    break
-                wsc.receive_data(data)
-                for event in wsc.events():
-                    events.append(event)
-                    if isinstance(event, wse.Ping):
-                        pass  # deliberately no Pong
+            events, _ = await read_websocket_events(stream, wsc)
         closes = [e for e in events if isinstance(e, wse.CloseConnection)]
         assert closes and closes[0].code == 1011
         assert any(isinstance(e, wse.Ping) for e in events)
@@ -242,22 +234,16 @@ async def test_shutdown_lets_a_receiving_handler_see_1001(
 # ----------------------------------------------------------------------------- serve
 
 
-async def test_serve_with_real_clients(nursery: trio.Nursery) -> None:
-    addresses = await nursery.start(
-        lambda task_status: serve(  # type: ignore[misc]
-            make_app(), port=0, host="127.0.0.1", access_log=False, task_status=task_status
-        )
-    )
-    port = addresses[0].port
-    async with open_websocket_url(f"ws://127.0.0.1:{port}/echo") as ws:
-        await ws.send_message("over tcp")
-        assert await ws.get_message() == "over tcp"
-    async with open_websocket_url(
-        f"ws://127.0.0.1:{port}/rooms/kitchen", subprotocols=["chat.v1"]
-    ) as ws:
-        assert ws.subprotocol == "chat.v1"
-        assert await ws.get_message() == "kitchen:ada"
-    with pytest.raises(ConnectionRejected) as rejected:
-        async with open_websocket_url(f"ws://127.0.0.1:{port}/private/ws"):
-            pass
-    assert rejected.value.status_code == 401
+async def test_serve_with_real_clients(running_server: RunServer) -> None:
+    async with running_server(make_app()) as server:
+        base = f"ws://{server.host}:{server.port}"
+        async with open_websocket_url(f"{base}/echo") as ws:
+            await ws.send_message("over tcp")
+            assert await ws.get_message() == "over tcp"
+        async with open_websocket_url(f"{base}/rooms/kitchen", subprotocols=["chat.v1"]) as ws:
+            assert ws.subprotocol == "chat.v1"
+            assert await ws.get_message() == "kitchen:ada"
+        with pytest.raises(ConnectionRejected) as rejected:
+            async with open_websocket_url(f"{base}/private/ws"):
+                pass
+        assert rejected.value.status_code == 401
