@@ -70,6 +70,7 @@ async def serve_and_stop(args: list[str], path: str, expected: str) -> bytes:
     return bytes(seen)
 
 
+@pytest.mark.slow
 async def test_run_prints_the_url_serves_and_stops_on_sigint() -> None:
     output = await serve_and_stop(["examples.hello:app", "--port", "0"], "/", "Hello from trio-h3!")
     assert b"trio-h3 listening on http://127.0.0.1:" in output
@@ -78,6 +79,7 @@ async def test_run_prints_the_url_serves_and_stops_on_sigint() -> None:
     assert b'"GET / HTTP/1.1" 200' in output
 
 
+@pytest.mark.slow
 async def test_run_without_access_log() -> None:
     output = await serve_and_stop(
         ["examples.hello:app", "--port", "0", "--no-access-log"], "/", "Hello from trio-h3!"
@@ -85,6 +87,7 @@ async def test_run_without_access_log() -> None:
     assert b"GET /" not in output
 
 
+@pytest.mark.slow
 async def test_run_with_factory_and_app_dir(tmp_path: Path) -> None:
     (tmp_path / "cli_factory_mod.py").write_text(
         "from trio_h3 import H3\n"
@@ -117,6 +120,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -138,6 +142,7 @@ def test_bad_app_spec_is_a_one_line_error(spec: str, message: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_port_in_use_is_a_one_line_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -149,6 +154,7 @@ def test_port_in_use_is_a_one_line_error() -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("trio-h3: error: ")
 
 
+@pytest.mark.slow
 def test_ssl_certfile_without_keyfile_is_refused() -> None:
     result = run_cli("run", "examples.hello:app", "--ssl-certfile", "cert.pem")
     assert result.returncode == 1
@@ -156,6 +162,7 @@ def test_ssl_certfile_without_keyfile_is_refused() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2() -> None:
     result = run_cli("serve", "examples.hello:app")
     assert result.returncode == 2
@@ -220,6 +227,7 @@ def test_main_returns_1_for_a_bad_spec(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().err.startswith("trio-h3: error: could not import module")
 
 
+@pytest.mark.slow
 async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
     module = tmp_path / "cli_reload_mod.py"
     module.write_text(
@@ -261,6 +269,7 @@ async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
                 await process.wait()
 
 
+@pytest.mark.slow
 async def test_sigterm_is_graceful_and_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     (tmp_path / "cli_slow_mod.py").write_text(
         "import trio\n"

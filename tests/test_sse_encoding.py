@@ -301,6 +301,7 @@ _ids = st.text().filter(lambda s: not ({"\r", "\n", "\x00"} & set(s)))
 _names = st.text().filter(lambda s: not ({"\r", "\n"} & set(s)))
 
 
+@pytest.mark.slow
 @settings(max_examples=400)
 @given(data=_data)
 @example(data="a\r")
@@ -319,6 +320,7 @@ def test_any_data_round_trips(data: str) -> None:
         assert ours[0].data == data
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(data=_data, event=_names, id=_ids, retry=st.none() | st.integers(min_value=0))
 def test_any_event_round_trips(data: str, event: str, id: str, retry: int | None) -> None:
@@ -330,6 +332,7 @@ def test_any_event_round_trips(data: str, event: str, id: str, retry: int | None
     assert parser.last_event_id == id
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(items=st.lists(_data, min_size=1, max_size=6), chunk=st.integers(min_value=1, max_value=17))
 def test_event_sequences_round_trip_in_any_chunking(items: list[str], chunk: int) -> None:
@@ -342,6 +345,7 @@ def test_event_sequences_round_trip_in_any_chunking(items: list[str], chunk: int
     assert parser.last_event_id == str(len(items) - 1)
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(text=_data, data=_data)
 def test_any_comment_is_invisible(text: str, data: str) -> None:
@@ -352,6 +356,7 @@ def test_any_comment_is_invisible(text: str, data: str) -> None:
     assert parser.comments == normalise(text).split("\n")
 
 
+@pytest.mark.slow
 def test_single_line_fields_never_inject() -> None:
     outcomes: collections.Counter[str] = collections.Counter()
 

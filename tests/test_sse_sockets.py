@@ -251,6 +251,7 @@ async def test_client_leaving_cancels_the_callback(tracker: Tracker, http: str, 
         await wait_idle(server, tracker)
 
 
+@pytest.mark.slow
 async def test_no_task_or_fd_leak_after_1000_open_close_cycles(tracker: Tracker) -> None:
     async with running_server(build_app(tracker)) as server:
         # Warm up once so lazily created resources are not counted as leaks.

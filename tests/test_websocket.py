@@ -173,6 +173,7 @@ def requests_and_expected(draw: st.DrawFn) -> tuple[Request, int | None, str]:
     return (method, headers), expected, kind
 
 
+@pytest.mark.slow
 def test_arbitrary_headers_get_exactly_the_answer_they_call_for() -> None:
     outcomes: collections.Counter[int | None] = collections.Counter()
 

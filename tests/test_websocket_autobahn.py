@@ -49,6 +49,7 @@ def test_kosoku_is_found_beside_the_interpreter_when_not_on_path(
     assert runner.find_kosoku() == str(on_path / "kosoku")
 
 
+@pytest.mark.slow
 def test_autobahn_cases_have_no_failures(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(RUNNER), "--outdir", str(tmp_path)],

@@ -648,6 +648,7 @@ async def test_disconnect_before_accept_cancels_the_handler(nursery: trio.Nurser
 # ----------------------------------------------------------------------------- leaks
 
 
+@pytest.mark.slow
 async def test_500_connect_close_cycles_leave_nothing_behind(nursery: trio.Nursery) -> None:
     port = await start_server(nursery, echo)
     # One warm-up cycle so lazily created resources (thread pool, caches) exist already.
