@@ -28,6 +28,7 @@ import h11
 import trio
 import wsproto
 import wsproto.events as wse
+from trio_websocket import CloseReason, ConnectionClosed
 
 from trio_h3 import H3, Address, Headers, ServeOptions, Server
 
@@ -217,11 +218,17 @@ async def read_websocket_events(
     received = 0
     while data := await stream.receive_some(65536):
         received += len(data)
-        connection.receive_data(data)
+        connection.receive_data(bytes(data))
         events += connection.events()
     connection.receive_data(None)
     events += connection.events()
     return events, received
+
+
+def close_reason(closed: ConnectionClosed) -> CloseReason:
+    """The close code and reason a trio-websocket client saw (it always records one)."""
+    assert closed.reason is not None, "trio-websocket recorded no close reason"
+    return closed.reason
 
 
 @dataclass
@@ -313,16 +320,18 @@ class H11Client:
         request = h11.Request(method=method, target=target, headers=headers or [("host", "t")])
         await self.send(request, h11.EndOfMessage())
 
-    async def next_event(self) -> h11.Event | type[h11.PAUSED]:
+    async def next_event(self) -> h11.Event:
         """The next event from the server (bounded wait for its bytes)."""
         with trio.fail_after(IO_BOUND):
             while True:
                 event = self.conn.next_event()
-                if event is not h11.NEED_DATA:
+                if isinstance(event, h11.Event):
                     return event
+                if event is h11.PAUSED:
+                    raise AssertionError("response complete: conn.start_next_cycle() first")
                 data = await self.stream.receive_some(65536)
                 self.raw += data
-                self.conn.receive_data(data)
+                self.conn.receive_data(bytes(data))
 
     async def response(self) -> tuple[h11.Response, list[bytes]]:
         """The head (after any 1xx) and every body piece until EndOfMessage, which must come."""

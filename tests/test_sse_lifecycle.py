@@ -439,7 +439,7 @@ async def test_disconnect_while_blocked_in_a_send(autojump_clock: MockClock) -> 
 
 async def test_send_after_disconnect_raises_stream_closed(autojump_clock: MockClock) -> None:
     probe = Probe()
-    errors: list[BaseException] = []
+    errors: list[StreamClosed] = []
 
     async def cb(writer: SSEWriter) -> None:
         probe.watch(writer)
@@ -1049,7 +1049,11 @@ async def test_shutdown_never_hangs_on_streams(autojump_clock: MockClock) -> Non
         event.start_sse(ping_interval=None)
         event.set_stream_callback(cb, probes[n])
 
-    options = {"stream_shutdown_grace": 1, "shutdown_timeout": 5, "send_timeout": 3600}
+    options: dict[str, Any] = {
+        "stream_shutdown_grace": 1,
+        "shutdown_timeout": 5,
+        "send_timeout": 3600,
+    }
     async with TestClient(app, buffer_size=4096, **options) as client:
         async with trio.open_nursery() as nursery:
             streams = []
@@ -1100,7 +1104,7 @@ async def test_stream_requested_during_shutdown_is_refused_with_503(
             async with event.sse() as writer:
                 await body(writer)
 
-    options = {"stream_shutdown_grace": 1, "shutdown_timeout": 100}
+    options: dict[str, Any] = {"stream_shutdown_grace": 1, "shutdown_timeout": 100}
     async with TestClient(app, **options) as client:
         responses = []
 

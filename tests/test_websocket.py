@@ -198,7 +198,7 @@ def test_options_defaults_and_validation() -> None:
     assert WebSocketOptions(ping_interval=None).ping_interval is None
     for bad in ({"ping_interval": 0}, {"ping_timeout": -1}, {"max_message_size": 0}):
         with pytest.raises(ValueError):
-            WebSocketOptions(**bad)  # type: ignore[arg-type]
+            WebSocketOptions(**bad)
 
 
 def test_websocket_closed_carries_code_and_reason() -> None:
