@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+from helpers import read_until_eof
 from trio.testing import MockClock
 
 from trio_h3 import H3, H3Event, HTTPError, StreamingResponse
@@ -93,8 +94,7 @@ async def test_protocol_errors_are_not_requests(
     async with TestClient(make_app(), access_log=True) as client:
         stream = await client.open_stream()
         await stream.send_all(b"garbage\r\n\r\n")
-        while await stream.receive_some(65536):
-            pass
+        await read_until_eof(stream)
         await client.get("/")
     assert [m["target"] for m in access_lines(caplog)] == ["/"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import trio
-from rawhttp import parse_responses, read_until_eof
+from helpers import parse_responses, read_until_eof
 from trio.testing import MockClock
 
 from trio_h3 import (

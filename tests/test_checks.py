@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from conftest import RunServer
-from rawhttp import parse_responses, read_until_eof
+from helpers import RunServer, parse_responses, read_until_eof
 from trio.testing import MockClock
 
 from trio_h3 import H3, H3Event
@@ -77,7 +76,7 @@ async def test_transfer_coding_names_are_case_insensitive(autojump_clock: MockCl
         b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n"
         b"3\r\nabc\r\n0\r\n\r\n" + SMUGGLED
     )
-    (first, second), clean, _ = await exchange(raw, ["POST", "GET"])
+    (first, second), _, _ = await exchange(raw, ["POST", "GET"])
     assert first.json()["body"] == "abc"  # type: ignore[attr-defined]
     assert second.json()["host"] == "smuggled"  # type: ignore[attr-defined]
 
@@ -157,7 +156,10 @@ async def test_http_versions(version: bytes, status: int, autojump_clock: MockCl
 async def test_smuggling_over_a_real_socket(running_server: RunServer) -> None:
     async with running_server(app()) as server:
         stream = await trio.open_tcp_stream(server.host, server.port)
-        raw = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        raw = (
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
         await stream.send_all(raw + SMUGGLED)
         with trio.fail_after(5):
             data = await read_until_eof(stream)

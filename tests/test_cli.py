@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from helpers import open_connection, read_until, request_bytes
 
 from trio_h3 import H3
 from trio_h3.cli import AppImportError, import_app, main
@@ -20,6 +21,13 @@ from trio_h3.cli import AppImportError, import_app, main
 REPO = Path(__file__).resolve().parent.parent
 URL_LINE = re.compile(rb"listening on (http://127\.0\.0\.1:(\d+))")
 TIMEOUT = 20
+
+
+async def start_cli(*args: str) -> trio.Process:
+    """``python -m trio_h3 run *args`` from the repository root, stderr piped."""
+    return await trio.lowlevel.open_process(
+        [sys.executable, "-m", "trio_h3", "run", *args], cwd=str(REPO), stderr=subprocess.PIPE
+    )
 
 
 async def read_url(process: trio.Process, seen: bytearray) -> str:
@@ -39,33 +47,30 @@ async def serve_and_stop(args: list[str], path: str, expected: str) -> bytes:
     """Run the CLI with ``args``, GET ``path``, SIGINT it; return everything on stderr."""
     seen = bytearray()
     with trio.fail_after(TIMEOUT):
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "trio_h3", "run", *args],
-            cwd=str(REPO),
-            stderr=subprocess.PIPE,
-        )
+        process = await start_cli(*args)
         try:
             url = await read_url(process, seen)
             async with httpx.AsyncClient(base_url=url) as client:
                 r = await client.get(path)
                 assert r.status_code == 200
                 assert r.text == expected
-            start = trio.current_time()
             process.send_signal(signal.SIGINT)
             assert process.stderr is not None
             while chunk := await process.stderr.receive_some(4096):
                 seen += chunk
             code = await process.wait()
-            assert trio.current_time() - start < 5
         finally:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    assert code in (0, 130), bytes(seen)
+    assert code == 0, bytes(seen)  # a clean graceful shutdown
     assert b"Traceback" not in seen
+    # Nothing was left to wait for: the server did not sit out its shutdown_timeout.
+    assert b"shutdown_timeout" not in seen
     return bytes(seen)
 
 
+@pytest.mark.slow
 async def test_run_prints_the_url_serves_and_stops_on_sigint() -> None:
     output = await serve_and_stop(["examples.hello:app", "--port", "0"], "/", "Hello from trio-h3!")
     assert b"trio-h3 listening on http://127.0.0.1:" in output
@@ -74,6 +79,7 @@ async def test_run_prints_the_url_serves_and_stops_on_sigint() -> None:
     assert b'"GET / HTTP/1.1" 200' in output
 
 
+@pytest.mark.slow
 async def test_run_without_access_log() -> None:
     output = await serve_and_stop(
         ["examples.hello:app", "--port", "0", "--no-access-log"], "/", "Hello from trio-h3!"
@@ -81,6 +87,7 @@ async def test_run_without_access_log() -> None:
     assert b"GET /" not in output
 
 
+@pytest.mark.slow
 async def test_run_with_factory_and_app_dir(tmp_path: Path) -> None:
     (tmp_path / "cli_factory_mod.py").write_text(
         "from trio_h3 import H3\n"
@@ -113,6 +120,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -126,7 +134,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 )
 def test_bad_app_spec_is_a_one_line_error(spec: str, message: str) -> None:
     result = run_cli("run", *spec.split(), "--port", "0")
-    assert result.returncode != 0
+    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("trio-h3: error: ")
@@ -134,6 +142,7 @@ def test_bad_app_spec_is_a_one_line_error(spec: str, message: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_port_in_use_is_a_one_line_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -145,6 +154,7 @@ def test_port_in_use_is_a_one_line_error() -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("trio-h3: error: ")
 
 
+@pytest.mark.slow
 def test_ssl_certfile_without_keyfile_is_refused() -> None:
     result = run_cli("run", "examples.hello:app", "--ssl-certfile", "cert.pem")
     assert result.returncode == 1
@@ -152,6 +162,7 @@ def test_ssl_certfile_without_keyfile_is_refused() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2() -> None:
     result = run_cli("serve", "examples.hello:app")
     assert result.returncode == 2
@@ -216,6 +227,7 @@ def test_main_returns_1_for_a_bad_spec(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().err.startswith("trio-h3: error: could not import module")
 
 
+@pytest.mark.slow
 async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
     module = tmp_path / "cli_reload_mod.py"
     module.write_text(
@@ -223,22 +235,14 @@ async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
     )
     seen = bytearray()
     with trio.fail_after(TIMEOUT * 2):
-        process = await trio.lowlevel.open_process(
-            [
-                sys.executable,
-                "-m",
-                "trio_h3",
-                "run",
-                "cli_reload_mod:app",
-                "--app-dir",
-                str(tmp_path),
-                "--port",
-                "0",
-                "--reload",
-                "--no-access-log",
-            ],
-            cwd=str(REPO),
-            stderr=subprocess.PIPE,
+        process = await start_cli(
+            "cli_reload_mod:app",
+            "--app-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--reload",
+            "--no-access-log",
         )
         try:
             url = await read_url(process, seen)
@@ -265,6 +269,7 @@ async def test_reload_restarts_on_a_file_change(tmp_path: Path) -> None:
                 await process.wait()
 
 
+@pytest.mark.slow
 async def test_sigterm_is_graceful_and_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     (tmp_path / "cli_slow_mod.py").write_text(
         "import trio\n"
@@ -279,52 +284,39 @@ async def test_sigterm_is_graceful_and_a_second_signal_exits_at_once(tmp_path: P
     )
     seen = bytearray()
     with trio.fail_after(TIMEOUT):
-        process = await trio.lowlevel.open_process(
-            [
-                sys.executable,
-                "-m",
-                "trio_h3",
-                "run",
-                "cli_slow_mod:app",
-                "--app-dir",
-                str(tmp_path),
-                "--port",
-                "0",
-            ],
-            cwd=str(REPO),
-            stderr=subprocess.PIPE,
-        )
+        process = await start_cli("cli_slow_mod:app", "--app-dir", str(tmp_path), "--port", "0")
         try:
             url = await read_url(process, seen)
             port = int(url.rsplit(":", 1)[1])
             # A request in flight keeps the graceful shutdown waiting (up to 10 s)...
-            in_flight = await trio.open_tcp_stream("127.0.0.1", port)
-            await in_flight.send_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            received = b""
-            while b"started" not in received:  # the request is being served
-                received += await in_flight.receive_some(4096)
+            in_flight = await open_connection(port)
+            await in_flight.send_all(request_bytes("GET", "/slow"))
+            await read_until(in_flight, b"started")  # the request is being served
             process.send_signal(signal.SIGTERM)
             assert process.stderr is not None
             while b"graceful shutdown" not in seen:
                 chunk = await process.stderr.receive_some(4096)
                 assert chunk, bytes(seen)
                 seen += chunk
-            # ...new connections are refused at once...
+            # ...new connections are refused at once: the line above is logged only once
+            # the listeners are closed.
             with pytest.raises(OSError):
-                await trio.open_tcp_stream("127.0.0.1", port)
+                await open_connection(port)
             assert process.returncode is None
-            # ...and a second signal cancels what is left without waiting.
-            start = trio.current_time()
+            # ...and a second signal cancels what is left without waiting: the server
+            # says so, and never reaches its shutdown_timeout (10 s, within the 20 s
+            # bound on this test), which it would log.
             process.send_signal(signal.SIGINT)
             while chunk := await process.stderr.receive_some(4096):
                 seen += chunk
             code = await process.wait()
-            assert trio.current_time() - start < 5
             await in_flight.aclose()
         finally:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    assert code in (0, 130), bytes(seen)
-    assert b"second signal" in seen
+    assert code == 130, bytes(seen)  # 128 + SIGINT: a forced exit
+    assert b"second signal (SIGINT): exiting now" in seen
+    assert b"still running (1): " in seen and b"GET /slow" in seen
+    assert b"shutdown_timeout" not in seen
     assert b"Traceback" not in seen

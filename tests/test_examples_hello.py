@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import trio
-from conftest import RunServer
+from helpers import RunServer
 from trio.testing import MockClock
 
 from examples.hello import app

@@ -8,8 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 import trio
-from conftest import RunServer
-from rawhttp import parse_responses, read_until_eof
+from helpers import RunServer, parse_responses, read_until_eof
 from trio.testing import MockClock
 
 from trio_h3 import H3, H3Event, HTTPError, Next, safe_join

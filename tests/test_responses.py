@@ -20,9 +20,9 @@ from typing import Any
 
 import h11
 import pytest
+from helpers import parse_responses, read_until_eof, request_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rawhttp import parse_responses, read_until_eof, request_bytes
 from trio.testing import MockClock
 
 from trio_h3 import (
@@ -210,6 +210,7 @@ async def test_a_streamed_body_of_declared_length_is_sent_as_declared(
         # (No half-close: during a streamed response EOF means the client left.)
         await stream.send_all(request_bytes("GET", "/exact") + LAST_NEXT)
         (first, second), clean = parse_responses(await read_until_eof(stream), ["GET", "GET"])
+        assert clean
         assert first.body == b"abcdef" and "transfer-encoding" not in first.headers
         assert second.body == b"next"
         for path in ("/short", "/long"):

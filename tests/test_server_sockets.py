@@ -10,8 +10,15 @@ import httpx
 import pytest
 import trio
 import trustme
-from conftest import RunningServer, RunServer
-from rawhttp import parse_responses, read_until_eof, request_bytes
+from helpers import (
+    H11Client,
+    RunServer,
+    exchange,
+    open_connection,
+    parse_responses,
+    read_until_eof,
+    request_bytes,
+)
 
 from trio_h3 import H3, H3Event
 
@@ -43,56 +50,6 @@ def make_app() -> H3:
     return app
 
 
-class RawClient:
-    """A minimal h11 client over one TCP connection."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.conn = h11.Connection(h11.CLIENT)
-
-    @classmethod
-    async def connect(cls, server: RunningServer) -> RawClient:
-        return cls(await trio.open_tcp_stream(server.host, server.port))
-
-    async def send(self, *events: h11.Event) -> None:
-        data = b"".join(self.conn.send(e) or b"" for e in events)
-        await self.stream.send_all(data)
-
-    async def next_event(self) -> h11.Event:
-        while True:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                self.conn.receive_data(await self.stream.receive_some(65536))
-                continue
-            return event  # type: ignore[return-value]
-
-    async def response(self) -> tuple[h11.Response, bytes]:
-        head = None
-        body = bytearray()
-        while True:
-            event = await self.next_event()
-            if isinstance(event, h11.Response):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                assert head is not None
-                return head, bytes(body)
-            elif isinstance(event, h11.InformationalResponse):
-                continue
-            else:
-                raise AssertionError(f"unexpected {event!r}")
-
-    async def get(self, target: str, method: str = "GET") -> tuple[h11.Response, bytes]:
-        await self.send(
-            h11.Request(method=method, target=target, headers=[("host", "127.0.0.1")]),
-            h11.EndOfMessage(),
-        )
-        result = await self.response()
-        self.conn.start_next_cycle()
-        return result
-
-
 async def test_httpx_keep_alive_reuses_one_connection(running_server: RunServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app()) as server:
@@ -112,7 +69,7 @@ async def test_httpx_keep_alive_reuses_one_connection(running_server: RunServer)
 async def test_raw_h11_keep_alive_and_head(running_server: RunServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app()) as server:
-            client = await RawClient.connect(server)
+            client = await H11Client.connect(server.port)
             for _ in range(3):
                 head, body = await client.get("/")
                 assert (head.status_code, body) == (200, b"hello")
@@ -122,46 +79,41 @@ async def test_raw_h11_keep_alive_and_head(running_server: RunServer) -> None:
             assert dict(head.headers)[b"content-length"] == b"5"
             head, body = await client.get("/missing")
             assert head.status_code == 404
-            await client.stream.aclose()
+            await client.aclose()
 
 
 async def test_pipelining_over_a_socket(running_server: RunServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app()) as server:
-            stream = await trio.open_tcp_stream(server.host, server.port)
             data = (
                 request_bytes("GET", "/")
                 + request_bytes("POST", "/upload", body=b"12345")
                 + request_bytes("HEAD", "/")
                 + request_bytes("GET", "/", [("connection", "close")])
             )
-            await stream.send_all(data)
             responses, clean = parse_responses(
-                await read_until_eof(stream), ["GET", "POST", "HEAD", "GET"]
+                await exchange(server.port, data), ["GET", "POST", "HEAD", "GET"]
             )
             assert [r.status for r in responses] == [200, 200, 200, 200]
             assert [r.body for r in responses] == [b"hello", b'{"received":5}', b"", b"hello"]
             assert clean
-            await stream.aclose()
 
 
 async def test_http_1_0_over_a_socket(running_server: RunServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app()) as server:
-            stream = await trio.open_tcp_stream(server.host, server.port)
-            await stream.send_all(b"GET /whoami HTTP/1.0\r\n\r\n")
-            [response], clean = parse_responses(await read_until_eof(stream), ["GET"])
+            data = await exchange(server.port, b"GET /whoami HTTP/1.0\r\n\r\n")
+            [response], clean = parse_responses(data, ["GET"])
             assert response.status == 200
             assert response.http_version == "1.1"
             assert response.json()["version"] == "1.0"
             assert clean
-            await stream.aclose()
 
 
 async def test_expect_100_continue_over_a_socket(running_server: RunServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app()) as server:
-            client = await RawClient.connect(server)
+            client = await H11Client.connect(server.port)
             await client.send(
                 h11.Request(
                     method="POST",
@@ -178,8 +130,8 @@ async def test_expect_100_continue_over_a_socket(running_server: RunServer) -> N
             assert interim.status_code == 100
             await client.send(h11.Data(data=b"abcdef"), h11.EndOfMessage())
             head, body = await client.response()
-            assert (head.status_code, body) == (200, b'{"received":6}')
-            await client.stream.aclose()
+            assert (head.status_code, body) == (200, [b'{"received":6}'])
+            await client.aclose()
 
 
 async def test_chunked_upload_over_a_socket(running_server: RunServer) -> None:
@@ -212,14 +164,11 @@ async def test_bad_input_over_sockets_keeps_the_server_serving(
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app(), max_body_size=4096) as server:
             for data, status in cases:
-                stream = await trio.open_tcp_stream(server.host, server.port)
-                await stream.send_all(data)
-                [response], clean = parse_responses(await read_until_eof(stream), ["POST"])
+                [response], clean = parse_responses(await exchange(server.port, data), ["POST"])
                 assert response.status == status
                 assert response.json()["status"] == status
                 assert response.headers["connection"] == "close"
                 assert clean
-                await stream.aclose()
             async with httpx.AsyncClient(base_url=server.url) as client:
                 assert (await client.get("/")).text == "hello"
 
@@ -251,7 +200,7 @@ async def test_graceful_shutdown_lets_the_request_in_flight_finish(
                 await trio.testing.wait_all_tasks_blocked()
                 # The listener is closed: new connections are refused...
                 with pytest.raises(OSError):
-                    await trio.open_tcp_stream(server.host, server.port)
+                    await open_connection(server.port)
                 assert not server.stopped.is_set()
                 # ...while the request in flight still completes.
                 release.set()
@@ -263,7 +212,9 @@ async def test_graceful_shutdown_lets_the_request_in_flight_finish(
     assert response.headers["connection"] == "close"
 
 
-async def test_shutdown_timeout_cancels_a_stuck_handler(running_server: RunServer) -> None:
+async def test_shutdown_timeout_cancels_a_stuck_handler(
+    running_server: RunServer, caplog: pytest.LogCaptureFixture
+) -> None:
     app = make_app()
     entered = trio.Event()
     cancelled: list[bool] = []
@@ -280,29 +231,30 @@ async def test_shutdown_timeout_cancels_a_stuck_handler(running_server: RunServe
 
     with trio.fail_after(TIMEOUT):
         async with running_server(app, shutdown_timeout=0.05) as server:
-            stream = await trio.open_tcp_stream(server.host, server.port)
+            stream = await open_connection(server.port)
             await stream.send_all(request_bytes("GET", "/stuck"))
             await entered.wait()
-            start = trio.current_time()
             server.stop()
             # The client sees the connection closed without a response.
             assert await read_until_eof(stream) == b""
             await stream.aclose()
             await server.stopped.wait()
-            assert trio.current_time() - start < TIMEOUT / 2
+    # Only the shutdown_timeout could end this handler (it sleeps forever; the bound
+    # above is a guard against a hang, not a measurement), and the server says so.
     assert cancelled == [True]
+    assert "passed: cancelling 1 connection(s)" in caplog.text
 
 
 async def test_idle_keep_alive_connections_close_at_shutdown(running_server: RunServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app()) as server:
-            client = await RawClient.connect(server)
+            client = await H11Client.connect(server.port)
             head, _ = await client.get("/")
             assert head.status_code == 200
             server.stop()
             # An idle connection is closed at once, without waiting for keep_alive_timeout.
             assert await read_until_eof(client.stream) == b""
-            await client.stream.aclose()
+            await client.aclose()
             await server.stopped.wait()
 
 

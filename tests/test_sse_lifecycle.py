@@ -7,7 +7,6 @@ heartbeats, send timeouts and grace periods are checked at their exact virtual t
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ import h11
 import pytest
 import trio
 import trio.testing
+from helpers import read_until_eof
 from trio.testing import MockClock
 
 from trio_h3 import (
@@ -310,11 +310,9 @@ async def test_http_1_0_stream_is_close_delimited(autojump_clock: MockClock) -> 
     async with TestClient(sse_app(cb)) as client:
         raw = await client.open_stream()
         await raw.send_all(b"GET /events HTTP/1.0\r\n\r\n")
-        data = bytearray()
         with trio.fail_after(10):
-            while chunk := await raw.receive_some(65536):
-                data += chunk
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
+            data = await read_until_eof(raw)
+    head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"transfer-encoding" not in head.lower()
     assert b"content-length" not in head.lower()
@@ -441,7 +439,7 @@ async def test_disconnect_while_blocked_in_a_send(autojump_clock: MockClock) -> 
 
 async def test_send_after_disconnect_raises_stream_closed(autojump_clock: MockClock) -> None:
     probe = Probe()
-    errors: list[BaseException] = []
+    errors: list[StreamClosed] = []
 
     async def cb(writer: SSEWriter) -> None:
         probe.watch(writer)
@@ -1020,7 +1018,7 @@ async def test_stream_that_finishes_within_grace_completes(autojump_clock: MockC
                 nursery.start_soon(client.shutdown)
                 assert [e.data for e in await stream.read_until_end()] == ["bye"]
                 await stream.disconnect()
-            assert trio.current_time() - start < 0.1
+            assert trio.current_time() == start  # not after the 10 s grace
         assert await probe.wait_ended() is CloseReason.COMPLETED
     assert_clean_end(stream)
 
@@ -1053,7 +1051,11 @@ async def test_shutdown_never_hangs_on_streams(autojump_clock: MockClock) -> Non
         event.start_sse(ping_interval=None)
         event.set_stream_callback(cb, probes[n])
 
-    options = {"stream_shutdown_grace": 1, "shutdown_timeout": 5, "send_timeout": 3600}
+    options: dict[str, Any] = {
+        "stream_shutdown_grace": 1,
+        "shutdown_timeout": 5,
+        "send_timeout": 3600,
+    }
     async with TestClient(app, buffer_size=4096, **options) as client:
         async with trio.open_nursery() as nursery:
             streams = []
@@ -1105,7 +1107,7 @@ async def test_stream_requested_during_shutdown_is_refused_with_503(
             async with event.sse() as writer:
                 await body(writer)
 
-    options = {"stream_shutdown_grace": 1, "shutdown_timeout": 100}
+    options: dict[str, Any] = {"stream_shutdown_grace": 1, "shutdown_timeout": 100}
     async with TestClient(app, **options) as client:
         responses = []
 
@@ -1341,7 +1343,7 @@ async def stream_counter(writer: SSEWriter) -> None:
     await writer.send(SSEEvent(data="Counter complete!", event="done"))
 
 
-async def test_thirty_second_counter_in_well_under_a_second(autojump_clock: MockClock) -> None:
+async def test_thirty_second_counter_runs_in_virtual_time(autojump_clock: MockClock) -> None:
     app = H3()
 
     @app.get("/events")
@@ -1349,14 +1351,11 @@ async def test_thirty_second_counter_in_well_under_a_second(autojump_clock: Mock
         event.start_sse()
         event.set_stream_callback(stream_counter)
 
-    wall = time.perf_counter()
     virtual = trio.current_time()
     async with TestClient(app) as client:
         async with client.sse("/events") as stream:
             events = [event async for event in stream]
-    elapsed = time.perf_counter() - wall
     assert trio.current_time() - virtual == pytest.approx(31)
-    assert elapsed < 0.5
     assert events[:31] == [
         ServerSentEvent(data=str(i), event="counter", id=str(i)) for i in range(31)
     ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import collections
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from trio_h3.errors import HTTPError
@@ -72,9 +73,122 @@ def test_wrong_version_names_the_supported_one() -> None:
     assert ("Sec-WebSocket-Version", "13") in info.value.headers
 
 
-@given(st.lists(st.tuples(st.binary(max_size=20), st.binary(max_size=40)), max_size=8))
-def test_arbitrary_headers_give_pass_or_http_error(headers: list[tuple[bytes, bytes]]) -> None:
-    assert status_of("GET", headers) in (None, 400, 426)
+# -- property: any request gets exactly the answer its headers call for ----------------------
+
+Request = tuple[str, list[tuple[bytes, bytes]]]
+#: The headers check_upgrade_request reads; noise headers never use these names.
+HANDSHAKE_NAMES = {
+    b"host",
+    b"upgrade",
+    b"connection",
+    b"sec-websocket-key",
+    b"sec-websocket-version",
+}
+noise_headers = st.lists(
+    st.tuples(st.binary(max_size=20), st.binary(max_size=40)).filter(
+        lambda header: header[0].lower() not in HANDSHAKE_NAMES
+    ),
+    max_size=6,
+)
+
+
+@st.composite
+def any_case(draw: st.DrawFn, word: bytes) -> bytes:
+    """``word`` with each letter upper- or lower-case (header names and tokens are
+    case-insensitive)."""
+    upper = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+    return bytes(c - 32 if up and 97 <= c <= 122 else c for c, up in zip(word, upper, strict=True))
+
+
+@st.composite
+def token_list(draw: st.DrawFn, required: bytes | None, others: list[bytes]) -> bytes:
+    """A comma-separated header value: ``required`` (any case) among other tokens."""
+    tokens = draw(st.lists(st.sampled_from(others), max_size=3))
+    if required is not None:
+        tokens.insert(draw(st.integers(0, len(tokens))), draw(any_case(required)))
+    separator = draw(st.sampled_from([b",", b", ", b" ,  "]))
+    return separator.join(tokens)
+
+
+@st.composite
+def valid_handshake(draw: st.DrawFn) -> dict[bytes, list[bytes]]:
+    """The five handshake headers, valid, each value in one of its accepted spellings."""
+    return {
+        b"host": [draw(st.binary(max_size=20))],
+        b"upgrade": [draw(token_list(b"websocket", [b"h2c", b"foo/1"]))],
+        b"connection": [draw(token_list(b"upgrade", [b"keep-alive", b"te"]))],
+        b"sec-websocket-key": [base64.b64encode(draw(st.binary(min_size=16, max_size=16)))],
+        b"sec-websocket-version": [draw(st.sampled_from([b"13", b" 13", b"13 "]))],
+    }
+
+
+not_sixteen_bytes = st.binary(max_size=15) | st.binary(min_size=17, max_size=40)
+#: Ways to break a handshake that does ask for a WebSocket: each is a 400.
+DEFECTS: dict[str, st.SearchStrategy[dict[bytes, list[bytes]]]] = {
+    "no connection": st.just({b"connection": []}),
+    "connection without upgrade": st.builds(
+        lambda value: {b"connection": [value]}, token_list(None, [b"keep-alive", b"close"])
+    ),
+    "no version": st.just({b"sec-websocket-version": []}),
+    "other version": st.builds(
+        lambda value: {b"sec-websocket-version": [value]},
+        st.sampled_from([b"8", b"12", b"14", b"13, 8", b""]),
+    ),
+    "two versions": st.just({b"sec-websocket-version": [b"13", b"13"]}),
+    "no key": st.just({b"sec-websocket-key": []}),
+    "two keys": st.just({b"sec-websocket-key": [KEY, KEY]}),
+    "key not 16 bytes": st.builds(
+        lambda raw: {b"sec-websocket-key": [base64.b64encode(raw)]}, not_sixteen_bytes
+    ),
+    "key not base64": st.just({b"sec-websocket-key": [b"not base64!"]}),
+    "no host": st.just({b"host": []}),
+}
+OTHER_METHODS = ["POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT"]
+
+
+@st.composite
+def requests_and_expected(draw: st.DrawFn) -> tuple[Request, int | None, str]:
+    """A request, the status it must get (None: accepted) and which kind it is."""
+    fields = draw(valid_handshake())
+    method = draw(st.sampled_from(["GET", "get", "Get"]))
+    kind = draw(st.sampled_from(["valid", "broken", "plain"]))
+    expected: int | None = None
+    if kind == "broken":
+        defect = draw(st.sampled_from([*DEFECTS, "not GET"]))
+        kind = f"broken: {defect}"
+        if defect == "not GET":
+            method = draw(st.sampled_from(OTHER_METHODS))
+        else:
+            fields |= draw(DEFECTS[defect])
+        expected = 400
+    elif kind == "plain":
+        # No "websocket" among the Upgrade tokens: whatever else is there, it is a 426.
+        upgrade = draw(st.lists(token_list(None, [b"h2c", b"tls/1.0", b"websockets"])))
+        fields[b"upgrade"] = upgrade
+        for name in draw(st.sets(st.sampled_from(sorted(fields.keys() - {b"upgrade"})))):
+            fields[name] = []
+        method = draw(st.sampled_from(["GET", *OTHER_METHODS]))
+        expected = 426
+    headers = [(draw(any_case(name)), value) for name, values in fields.items() for value in values]
+    headers = draw(st.permutations(headers + draw(noise_headers)))
+    return (method, headers), expected, kind
+
+
+@pytest.mark.slow
+def test_arbitrary_headers_get_exactly_the_answer_they_call_for() -> None:
+    outcomes: collections.Counter[int | None] = collections.Counter()
+
+    @settings(max_examples=300)
+    @given(requests_and_expected())
+    def check(case: tuple[Request, int | None, str]) -> None:
+        (method, headers), expected, kind = case
+        event(kind)
+        assert status_of(method, headers) == expected, kind
+        outcomes[expected] += 1
+
+    check()
+    # Every answer was exercised, not only the one random headers would mostly get.
+    assert set(outcomes) == {None, 400, 426}, outcomes
 
 
 def test_options_defaults_and_validation() -> None:
@@ -85,7 +199,7 @@ def test_options_defaults_and_validation() -> None:
     assert WebSocketOptions(ping_interval=None).ping_interval is None
     for bad in ({"ping_interval": 0}, {"ping_timeout": -1}, {"max_message_size": 0}):
         with pytest.raises(ValueError):
-            WebSocketOptions(**bad)  # type: ignore[arg-type]
+            WebSocketOptions(**bad)
 
 
 def test_websocket_closed_carries_code_and_reason() -> None:

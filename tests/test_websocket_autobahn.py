@@ -7,14 +7,49 @@ UNIMPLEMENTED: trio-websocket does not negotiate it.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 RUNNER = Path(__file__).parent / "autobahn" / "run.py"
 
 
+def load_runner() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("autobahn_run", RUNNER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kosoku_is_found_beside_the_interpreter_when_not_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unactivated venv: venv/bin/python runs pytest, venv/bin is not on PATH.
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    kosoku = bin_dir / "kosoku"
+    kosoku.write_text("#!/bin/sh\n")
+    kosoku.chmod(0o755)
+    on_path = tmp_path / "elsewhere"
+    on_path.mkdir()
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setenv("PATH", str(on_path))
+    runner = load_runner()
+    assert runner.find_kosoku() == str(kosoku)
+    # Nothing beside the interpreter: PATH is still searched.
+    kosoku.unlink()
+    (on_path / "kosoku").write_text("#!/bin/sh\n")
+    (on_path / "kosoku").chmod(0o755)
+    assert runner.find_kosoku() == str(on_path / "kosoku")
+
+
+@pytest.mark.slow
 def test_autobahn_cases_have_no_failures(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(RUNNER), "--outdir", str(tmp_path)],

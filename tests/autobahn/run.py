@@ -72,8 +72,18 @@ def summarise(outdir: Path) -> tuple[collections.Counter[str], list[str]]:
     return counts, failed
 
 
+def find_kosoku() -> str | None:
+    """kosoku beside this interpreter first, then on PATH.
+
+    A venv's scripts sit beside its python, and ``venv/bin/python -m pytest`` finds them
+    there even when the venv is not activated (so its bin is not on PATH). Not resolved:
+    a venv's python is often a link to the base interpreter, whose bin has no kosoku.
+    """
+    return shutil.which("kosoku", path=str(Path(sys.executable).parent)) or shutil.which("kosoku")
+
+
 def run(parallelism: int = 8, include: list[str] | None = None, outdir: Path | None = None) -> int:
-    kosoku = shutil.which("kosoku")
+    kosoku = find_kosoku()
     if kosoku is None:
         print("kosoku is not installed: pip install kosoku", file=sys.stderr)
         return 2

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from types import EllipsisType
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from ..datastructures import Headers
@@ -46,8 +46,8 @@ class SSEOptions:
     """Per-stream options from ``event.start_sse(...)``; ``...`` means the server default."""
 
     retry: int | None = None
-    ping_interval: float | None | EllipsisType = DEFAULT
-    send_timeout: float | None | EllipsisType = DEFAULT
+    ping_interval: float | EllipsisType | None = DEFAULT
+    send_timeout: float | EllipsisType | None = DEFAULT
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
