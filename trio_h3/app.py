@@ -21,7 +21,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, cast, overload
 
 from .errors import HTTPError
 from .event import H3Event
@@ -39,7 +39,9 @@ __all__ = ["H3", "Route", "RouteOptions"]
 
 logger = logging.getLogger("trio_h3")
 
-Lifespan = Callable[..., AbstractAsyncContextManager[Any]]
+#: ``lifespan(nursery)`` / ``lifespan(app, nursery)``: an async context manager, or an
+#: async generator function (wrapped with ``asynccontextmanager``).
+Lifespan = Callable[..., AbstractAsyncContextManager[Any] | AsyncIterator[Any]]
 H = TypeVar("H", bound=Callable[..., Any])
 W = TypeVar("W", bound=WebSocketHandler)
 
@@ -161,7 +163,7 @@ class H3:
         self.router: Router[Route] = Router()
         self.middleware = MiddlewareStack()
         self._mounted: list[tuple[str, H3]] = []
-        self._lifespan: Lifespan | None = None
+        self._lifespan: Callable[..., AbstractAsyncContextManager[Any]] | None = None
         if lifespan is not None:
             self.lifespan(lifespan)
 
@@ -355,8 +357,9 @@ class H3:
         server, for background tasks. Usable as a decorator.
         """
         if inspect.isasyncgenfunction(fn):
-            fn = asynccontextmanager(fn)
-        self._lifespan = fn
+            self._lifespan = asynccontextmanager(fn)
+        else:
+            self._lifespan = cast(Callable[..., AbstractAsyncContextManager[Any]], fn)
         return fn
 
     @asynccontextmanager
