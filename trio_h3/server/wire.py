@@ -115,6 +115,8 @@ class Wire:
         self.close_after = False
         #: The current request's declared Content-Length, if any.
         self.declared_length: int | None = None
+        self._expects_continue = False
+        self._continue_sent = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -185,6 +187,8 @@ class Wire:
         )
         raw, self._head_bytes = self._head_bytes, bytearray()
         self._method = event.method
+        self._expects_continue = self._h11.they_are_waiting_for_100_continue
+        self._continue_sent = False
         try:
             self.declared_length = check_head(head, raw, self.max_header_size, self.max_target_size)
         except WireError:
@@ -194,8 +198,12 @@ class Wire:
 
     @property
     def waiting_for_100_continue(self) -> bool:
-        """The client sent ``Expect: 100-continue`` and waits before sending its body."""
-        return self._h11.they_are_waiting_for_100_continue
+        """The client sent ``Expect: 100-continue`` and we have not invited its body.
+
+        (h11 forgets the expectation once a final response goes out; this does not, so
+        an uninvited body is never waited for after the response either.)
+        """
+        return self._expects_continue and not self._continue_sent
 
     @property
     def body_pending(self) -> bool:
@@ -256,9 +264,9 @@ class Wire:
 
     async def send_continue(self) -> None:
         """``100 Continue``: the client may send the body it announced."""
-        await self._send(
-            self._h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
-        )
+        interim = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+        self._continue_sent = True
+        await self._send(self._h11.send(interim) or b"")
 
     def body_allowed(self, status: int) -> bool:
         """Whether a response with ``status`` to the current request may carry content."""
