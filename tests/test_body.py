@@ -72,7 +72,7 @@ async def test_a_trickling_body_meets_its_whole_body_deadline(autojump_clock: Mo
             )
             start = trio.current_time()
 
-            async def trickle(stream: trio.abc.Stream = stream) -> None:
+            async def trickle(stream: trio.abc.Stream = stream, body: bytes = body) -> None:
                 # One byte every 2 s: each read is within the 10 s per-read timeout.
                 for byte in body:
                     await trio.sleep(2)
