@@ -9,6 +9,8 @@
   :func:`parse_responses` checks the framing; :func:`exchange` does all of it over one
   new TCP connection. :class:`H11Client` is an h11 client for request-by-request work.
 - Leak checks (:func:`open_fds`, :func:`count_tasks`) and :func:`reset` (close with RST).
+- :class:`ServerProcess`: a server in a child process (a script or the CLI), for what
+  only a process shows: signals, exit statuses, hard deadlines.
 
 Every wait on a real peer here is bounded: a hang fails the test instead of the CI job.
 """
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import struct
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -359,3 +363,65 @@ class H11Client:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+# -- a real server process -----------------------------------------------------------------
+
+_URL_LINE = re.compile(rb"listening on (https?://[^\s]+)")
+
+
+class ServerProcess:
+    """A server in a child process (a script or the CLI), its stderr collected.
+
+    Use with ``async with ServerProcess.start([...]) as child:``; the child is killed at
+    the end if it is still running, so a test can never leave one behind.
+    """
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.stderr = bytearray()
+        self.url = ""
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls, argv: list[str], *, cwd: str | None = None, bound: float = SERVER_BOUND
+    ) -> AsyncIterator[ServerProcess]:
+        process = await trio.lowlevel.open_process(argv, cwd=cwd, stderr=subprocess.PIPE)
+        child = cls(process)
+        try:
+            with trio.fail_after(bound):
+                child.url = (await child.read_until(_URL_LINE)).decode()
+                yield child
+        finally:
+            if process.returncode is None:
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].rstrip("/"))
+
+    async def read_until(self, pattern: re.Pattern[bytes] | bytes) -> bytes:
+        """Read stderr until ``pattern`` appears; its first group (or the match) back."""
+        assert self.process.stderr is not None
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
+        while True:
+            match = regex.search(self.stderr)
+            if match:
+                return match.group(1) if regex.groups else match.group(0)
+            chunk = await self.process.stderr.receive_some(65536)
+            if not chunk:
+                raise AssertionError(f"stderr ended before {pattern!r}: {bytes(self.stderr)!r}")
+            self.stderr += chunk
+
+    async def wait(self) -> int:
+        """Collect stderr until the child exits; its exit status."""
+        assert self.process.stderr is not None
+        while chunk := await self.process.stderr.receive_some(65536):
+            self.stderr += chunk
+        return await self.process.wait()
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)

@@ -102,9 +102,10 @@ async def test_inline_stream_under_a_timeout_middleware_ends_honestly(
     async with TestClient(app) as client:
         async with client.sse("/ticks") as stream:
             events = [event.data async for event in stream]
-            # The stream ended with its terminating chunk (not cut), after 3 s of ticks.
+            # The stream ended with its terminating chunk (not cut), 3.5 s in.
             assert stream.response.complete
-        assert events == ["0", "1", "2"]
+        assert events == ["0", "1", "2", "3"]
+        await trio.testing.wait_all_tasks_blocked()  # on_close runs after the body's end
         assert reasons == [CloseReason.CANCELLED]
         # The connection was not broken either: it served the next request.
         assert (await client.get("/ticks", headers={"accept": "x"})).status == 200
@@ -128,4 +129,5 @@ async def test_inline_stream_cut_by_shutdown_says_server_shutdown(
                 nursery.start_soon(client.shutdown)
                 assert [event async for event in stream] == []
             assert stream.response.complete
+        await trio.testing.wait_all_tasks_blocked()
     assert reasons == [CloseReason.SERVER_SHUTDOWN]

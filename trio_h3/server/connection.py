@@ -10,6 +10,7 @@ A head the server refuses gets its 4xx with the JSON error body, then a clean cl
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -62,14 +63,16 @@ class HTTPConnection:
         self.idle_scope: trio.CancelScope | None = None
         #: The exchange in progress, if any (for logs).
         self.exchange: Exchange | None = None
-        self.opened = trio.current_time()
+        # time.monotonic, not the Trio clock: describe() is also called from the
+        # shutdown watchdog's thread and from a signal handler.
+        self.opened = time.monotonic()
         self._handed_off = False
 
     def describe(self) -> str:
         """Who and what, for logs: the client and the request in progress."""
         peer = f"{self.client.host}:{self.client.port}" if self.client else "?"
         doing = self.exchange.describe() if self.exchange is not None else "idle"
-        return f"{peer} {doing} ({trio.current_time() - self.opened:.1f}s open)"
+        return f"{peer} {doing} ({time.monotonic() - self.opened:.1f}s open)"
 
     def server_headers(self, close: bool) -> list[tuple[bytes, bytes]]:
         """The headers the server adds to every response (``Date``, ``Server``, close)."""

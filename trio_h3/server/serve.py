@@ -284,7 +284,10 @@ class Server:
         threading.Thread(target=watchdog, name="trio-h3 shutdown watchdog", daemon=True).start()
 
     def _hard_exit(self, why: str, code: int) -> None:
-        running = [c.describe() for c in list(self.state.connections)]
+        try:
+            running = [c.describe() for c in list(self.state.connections)]
+        except Exception as exc:  # the exit must happen whatever the description does
+            running = [f"(could not describe the connections: {exc!r})"]
         lines = [f"trio-h3: {why}"]
         if running:
             lines.append(f"trio-h3: still running ({len(running)}): " + "; ".join(running))
