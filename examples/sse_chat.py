@@ -23,8 +23,7 @@ from typing import Any
 
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, SSEWriter, serve
-from trio_h3.broadcast import Broadcast
+from trio_h3 import H3, Broadcast, H3Event, HTMLResponse, HTTPError, SSEWriter, serve
 
 log = logging.getLogger("examples.sse_chat")
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, serve
-from trio_h3.websocket import WebSocket, WebSocketClosed
+from trio_h3 import H3, H3Event, HTMLResponse, WebSocket, WebSocketClosed, serve
 
 #: Messages buffered per member before it counts as too slow and is dropped.
 OUTBOX_SIZE = 32

@@ -14,8 +14,7 @@ from functools import partial
 
 import trio
 
-from trio_h3 import H3, serve
-from trio_h3.websocket import WebSocket
+from trio_h3 import H3, WebSocket, serve
 
 app = H3()
 

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         SSEWriter,
         encode_comment,
         encode_event,
+        encode_retry,
     )
     from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
     from .utils.cookies import delete_cookie, set_cookie
@@ -122,6 +123,7 @@ __all__ = [
     "delete_cookie",
     "encode_comment",
     "encode_event",
+    "encode_retry",
     "safe_join",
     "serve",
     "set_cookie",
@@ -164,6 +166,7 @@ __getattr__, __dir__ = lazy_exports(
         "SSEWriter": ".sse.writer",
         "encode_comment": ".sse.encoding",
         "encode_event": ".sse.encoding",
+        "encode_retry": ".sse.encoding",
         "Handler": ".types",
         "Middleware": ".types",
         "Next": ".types",

@@ -16,7 +16,7 @@ from .app import H3
 from .server.options import ServeOptions
 from .server.serve import serve
 
-__all__ = ["AppImportError", "import_app", "main"]
+__all__ = ["main"]
 
 
 class AppImportError(Exception):

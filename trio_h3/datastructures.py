@@ -20,16 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
-__all__ = [
-    "URL",
-    "Address",
-    "Headers",
-    "HeadersInit",
-    "MultiMapping",
-    "QueryParams",
-    "check_header",
-    "parse_cookie_header",
-]
+__all__ = ["URL", "Address", "Headers", "MultiMapping", "QueryParams"]
 
 V = TypeVar("V")
 D = TypeVar("D")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .event import H3Event
     from .types import Middleware, Next
 
-__all__ = ["MiddlewareStack"]
+__all__: list[str] = []
 
 
 @dataclass(frozen=True, slots=True)

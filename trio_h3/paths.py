@@ -26,7 +26,7 @@ from urllib.parse import unquote_to_bytes
 
 from .errors import HTTPError
 
-__all__ = ["canonical_path", "encode_segment", "safe_join"]
+__all__ = ["safe_join"]
 
 _DOTS = frozenset({".", ".."})
 

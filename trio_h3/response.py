@@ -38,11 +38,6 @@ __all__ = [
     "RedirectResponse",
     "Response",
     "StreamingResponse",
-    "check_status",
-    "error_response",
-    "json_dumps",
-    "json_text",
-    "to_response",
 ]
 
 HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None

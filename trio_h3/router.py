@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ANY_METHOD", "Match", "Router", "split_pattern"]
+__all__ = ["Match", "Router"]
 
 T = TypeVar("T")
 

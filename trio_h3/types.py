@@ -18,15 +18,7 @@ if TYPE_CHECKING:
     from .sse.writer import SSEWriter
     from .websocket.session import WebSocket
 
-__all__ = [
-    "Handler",
-    "Middleware",
-    "Next",
-    "RequestHead",
-    "RequestIO",
-    "StreamCallback",
-    "WebSocketHandler",
-]
+__all__ = ["Handler", "Middleware", "Next", "StreamCallback", "WebSocketHandler"]
 
 R = TypeVar("R")
 

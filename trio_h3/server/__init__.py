@@ -10,9 +10,7 @@
 - :mod:`.options`, :mod:`.state`: the knobs, and what connections share.
 """
 
-from .connection import HTTPConnection
 from .options import ServeOptions
 from .serve import Server, serve
-from .state import ServerState
 
-__all__ = ["HTTPConnection", "ServeOptions", "Server", "ServerState", "serve"]
+__all__ = ["ServeOptions", "Server", "serve"]

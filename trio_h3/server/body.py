@@ -20,7 +20,7 @@ from ..errors import HTTPError
 from .checks import WireError
 from .wire import BodyEvent, Wire
 
-__all__ = ["BodyReader"]
+__all__: list[str] = []
 
 
 class BodyReader:

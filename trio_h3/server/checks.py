@@ -24,7 +24,7 @@ import re
 
 from ..types import RequestHead
 
-__all__ = ["WireError", "check_head", "request_line_too_long"]
+__all__: list[str] = []
 
 # RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ];
 # uri-host = IP-literal / IPv4address / reg-name;

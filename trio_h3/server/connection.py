@@ -26,7 +26,7 @@ from .wire import RECEIVE_SIZE, Wire
 if TYPE_CHECKING:
     from .state import ServerState
 
-__all__ = ["HTTPConnection"]
+__all__: list[str] = []
 
 logger = logging.getLogger("trio_h3")
 

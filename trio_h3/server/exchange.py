@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..sse.writer import SSEWriter
     from .connection import HTTPConnection
 
-__all__ = ["Exchange"]
+__all__: list[str] = []
 
 logger = logging.getLogger("trio_h3")
 access_logger = logging.getLogger("trio_h3.access")

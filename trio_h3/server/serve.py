@@ -40,7 +40,7 @@ from .connection import HTTPConnection
 from .options import ServeOptions
 from .state import ServerState
 
-__all__ = ["HARD_EXIT_MARGIN", "Server", "serve"]
+__all__ = ["Server", "serve"]
 
 logger = logging.getLogger("trio_h3")
 

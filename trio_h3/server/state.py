@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..app import H3
     from ..sse.stream import Stream
 
-__all__ = ["ServerState"]
+__all__: list[str] = []
 
 logger = logging.getLogger("trio_h3")
 

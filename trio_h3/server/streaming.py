@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..event import H3Event
     from .exchange import Exchange
 
-__all__ = ["inline_stream", "open_stream", "run_body", "run_sse"]
+__all__: list[str] = []
 
 _PING = encode_comment("ping")
 

@@ -28,7 +28,7 @@ from .. import _sockio as sockio
 from ..types import RequestHead
 from .checks import WireError, check_head, request_line_too_long
 
-__all__ = ["RECEIVE_SIZE", "BodyEvent", "Framing", "InvalidResponse", "Wire", "WireError"]
+__all__: list[str] = []
 
 #: Bytes asked of the socket per read (what uvicorn and h11's examples use).
 RECEIVE_SIZE = 64 * 1024

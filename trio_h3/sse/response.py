@@ -21,7 +21,7 @@ from ..types import StreamCallback
 if TYPE_CHECKING:
     from ..event import H3Event
 
-__all__ = ["SSEOptions", "SSERequest", "SSEResponse", "check_callback", "sse_response"]
+__all__: list[str] = []
 
 #: ``...`` in an option: take the server's default (``ServeOptions``).
 DEFAULT: Any = ...

@@ -38,7 +38,7 @@ from ..errors import ClientDisconnected, StreamClosed
 if TYPE_CHECKING:
     from .._guest import Guest
 
-__all__ = ["ENDINGS", "BodyTransport", "CloseReason", "Ending", "Stream", "StreamState"]
+__all__ = ["CloseReason"]
 
 logger = logging.getLogger("trio_h3")
 

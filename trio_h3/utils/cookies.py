@@ -28,7 +28,7 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from ..event import H3Event
 
-__all__ = ["MAX_COOKIE_SIZE", "SameSite", "delete_cookie", "serialize_cookie", "set_cookie"]
+__all__ = ["delete_cookie", "set_cookie"]
 
 #: The size (name + value) every browser keeps (RFC 6265 §6.1: "at least 4096 bytes").
 MAX_COOKIE_SIZE = 4096
@@ -39,9 +39,7 @@ SameSite = Literal["lax", "strict", "none"]
 _NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # cookie-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E, kept as they are but for
 # "%", which starts an escape.
-_VALUE_SAFE = "".join(
-    chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%,;\\'
-)
+_VALUE_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%,;\\')
 # av-octet = any CHAR except CTLs or ";".
 _ATTRIBUTE = re.compile(r"[^\x00-\x1f\x7f;]*")
 _SAME_SITE = ("lax", "strict", "none")

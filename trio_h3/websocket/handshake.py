@@ -16,7 +16,7 @@ from typing import Any, Final
 from ..errors import HTTPError
 from ..response import Response
 
-__all__ = ["WebSocketUpgrade", "check_upgrade_request"]
+__all__: list[str] = []
 
 _WEBSOCKET_VERSION: Final = b"13"
 

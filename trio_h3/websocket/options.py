@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["WebSocketOptions", "check_route_options"]
+__all__ = ["WebSocketOptions"]
 
 
 @dataclass(frozen=True)

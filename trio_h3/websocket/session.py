@@ -52,12 +52,7 @@ from ..errors import HTTPError
 from ..types import RequestHead
 from .options import WebSocketOptions
 
-__all__ = [
-    "CloseFrame",
-    "WebSocket",
-    "WebSocketClosed",
-    "run_websocket",
-]
+__all__ = ["CloseFrame", "WebSocket", "WebSocketClosed"]
 
 logger = logging.getLogger("trio_h3")
 
