@@ -12,27 +12,39 @@ an hour-long stream takes milliseconds::
                 assert event.data == "0"
 
 The modules, one concept each: ``memory`` (the in-memory streams), ``http`` (the h11
-client connection), ``responses``, ``sse`` (the client side of an event stream),
-``websocket`` (the client end of a WebSocket) and ``client`` (:class:`TestClient`).
+client connection), ``request`` (URLs, parameters, headers, redirects), ``encoding``
+(bodies as httpx encodes them), ``cookies`` (the jar), ``responses``, ``sse`` (the
+client side of an event stream), ``websocket`` (the client end of a WebSocket) and
+``client`` (:class:`TestClient`). The arguments are httpx's, so a test moves between
+httpx and the test client without surprises.
 """
 
 from __future__ import annotations
 
 from ..sse.parser import ServerSentEvent, SSEParser
-from .client import TestClient
+from .client import RequestArgs, TestClient
+from .cookies import Cookie, Cookies
 from .memory import MemoryStream, memory_connection
-from .responses import StreamingTestResponse, TestResponse
+from .request import RequestURL, TestRequest
+from .responses import HTTPStatusError, StreamingTestResponse, TestResponse, TooManyRedirects
 from .sse import SSEStream
 from .websocket import WebSocketTestSession
 
 __all__ = [
+    "Cookie",
+    "Cookies",
+    "HTTPStatusError",
     "MemoryStream",
+    "RequestArgs",
+    "RequestURL",
     "SSEParser",
     "SSEStream",
     "ServerSentEvent",
     "StreamingTestResponse",
     "TestClient",
+    "TestRequest",
     "TestResponse",
+    "TooManyRedirects",
     "WebSocketTestSession",
     "memory_connection",
 ]

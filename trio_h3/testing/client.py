@@ -6,11 +6,9 @@ nursery the client owns; the app's lifespan runs for as long as ``async with`` d
 
 from __future__ import annotations
 
-import json as _json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, TypeAlias, TypedDict, Unpack
 
 import trio
 import trio.testing
@@ -20,25 +18,63 @@ from ..app import H3
 from ..datastructures import Address, Headers
 from ..server.options import ServeOptions
 from ..server.serve import Server
+from .cookies import Cookies, CookiesArg
+from .encoding import DataArg, FilesArg
 from .http import ClientConnection
 from .memory import MemoryStream, memory_connection
-from .responses import StreamingTestResponse, TestResponse
+from .request import (
+    HeadersArg,
+    ParamsArg,
+    RequestURL,
+    TestRequest,
+    build_request,
+    merge_headers,
+    merge_params,
+    merge_url,
+    redirect_request,
+)
+from .responses import StreamingTestResponse, TestResponse, TooManyRedirects
 from .sse import SSEStream
 from .websocket import WebSocketTestSession
 
-__all__ = ["TestClient"]
+__all__ = ["RequestArgs", "TestClient"]
 
-HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+#: ``content=``: bytes, text (sent as UTF-8), or an (async) iterable of bytes (chunked).
+Content: TypeAlias = bytes | str | Iterable[bytes] | AsyncIterable[bytes]
+
+# httpx's default (``httpx.Client(max_redirects=20)``), itself requests' limit (30) cut.
+DEFAULT_MAX_REDIRECTS = 20
+
+
+class RequestArgs(TypedDict, total=False):
+    """The keyword arguments of :meth:`TestClient.request` and every verb (httpx's)."""
+
+    content: Content | None
+    data: DataArg | None
+    files: FilesArg | None
+    json: Any
+    params: ParamsArg
+    headers: HeadersArg
+    cookies: CookiesArg | None
+    follow_redirects: bool | None
 
 
 class TestClient:
     """Drives an app through the real connection code over in-memory streams.
 
     ``async with TestClient(app) as client`` enters the app's lifespan; each request
-    opens a fresh in-memory connection. ``options`` / keyword arguments are
+    opens a fresh in-memory connection. ``options`` / unknown keyword arguments are
     :class:`ServeOptions` (limits, timeouts). ``buffer_size`` is the in-memory socket
     buffer each way: a client that stops reading blocks the server after that many
-    bytes.
+    bytes. ``client`` is the peer address the server sees.
+
+    The rest is httpx's ``Client``: ``base_url`` (default ``http://testserver``; its
+    scheme is the connection's, ``event.scheme``), default ``headers`` and ``params``
+    for every request, ``cookies`` to start the jar (:attr:`cookies`, kept across
+    requests from every ``Set-Cookie``), ``follow_redirects`` (default False) and
+    ``max_redirects``. Every request takes httpx's arguments: ``content=``,
+    ``data=``, ``files=``, ``json=``, ``params=``, ``headers=``, ``cookies=`` and
+    ``follow_redirects=`` (see docs/testing.md).
     """
 
     __test__ = False
@@ -50,10 +86,28 @@ class TestClient:
         *,
         buffer_size: int = 64 * 1024,
         client: tuple[str, int] = ("127.0.0.1", 50000),
+        base_url: str = "http://testserver",
+        headers: HeadersArg = None,
+        params: ParamsArg = None,
+        cookies: CookiesArg | None = None,
+        follow_redirects: bool = False,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("access_log", False)
         self.app = app
+        #: Where relative URLs go: its scheme, host and port are the connection's.
+        self.base_url = merge_url(RequestURL("http://testserver"), base_url)
+        if self.base_url.scheme not in ("http", "https"):
+            raise ValueError(f"base_url must be http:// or https://, got {base_url!r}")
+        #: Headers sent with every request (a request's own replace them by name).
+        self.headers = Headers(headers)
+        #: Query parameters added to every request (a request's own replace them by key).
+        self.params = params
+        #: The cookie jar: every response's ``Set-Cookie`` lands here.
+        self.cookies = Cookies(cookies, host=self.base_url.host)
+        self.follow_redirects = follow_redirects
+        self.max_redirects = max_redirects
         #: The server's options (``client.options(path)`` is the HTTP OPTIONS method).
         self.serve_options = ServeOptions.build(options, **kwargs)
         self.server = Server(app, self.serve_options)
@@ -126,123 +180,220 @@ class TestClient:
 
     async def open_stream(self) -> MemoryStream:
         """A raw in-memory connection to the server: write request bytes yourself."""
+        return await self._connect(self.base_url)
+
+    async def _connect(self, url: RequestURL) -> MemoryStream:
         if self._connections is None:
             raise RuntimeError("use TestClient inside 'async with'")
         client, server = memory_connection(self.buffer_size)
         self._port += 1
-        self._connections.start_soon(self._serve_one, server, self._port)
+        self._connections.start_soon(self._serve_one, server, self._port, url)
         await trio.lowlevel.checkpoint()
         return client
 
-    async def _serve_one(self, stream: MemoryStream, port: int) -> None:
+    async def _serve_one(self, stream: MemoryStream, port: int, url: RequestURL) -> None:
         await self.server.handle_stream(
             stream,
             client=Address(self.client_address.host, port),
-            server=Address("testserver", 80),
+            server=Address(url.host, url.port),
+            scheme="https" if url.scheme in ("https", "wss") else "http",
         )
 
-    @staticmethod
-    def _build(
+    def build_request(
+        self,
         method: str,
-        path: str,
-        headers: HeadersArg,
-        json: Any,
-        content: bytes | str | None,
-        params: Mapping[str, str] | None,
-    ) -> tuple[str, list[tuple[str, str]], bytes | None]:
-        target = path
-        if params:
-            target += ("&" if "?" in target else "?") + urlencode(params, doseq=True)
-        given = Headers(headers)
-        out: list[tuple[str, str]] = []
-        if "host" not in given:
-            out.append(("host", "testserver"))
-        body: bytes | None = None
-        if json is not None:
-            body = _json.dumps(json).encode()
-            if "content-type" not in given:
-                out.append(("content-type", "application/json"))
-        elif content is not None:
-            body = content.encode() if isinstance(content, str) else content
-        out.extend(given.items())
-        if body is not None and "content-length" not in given and "transfer-encoding" not in given:
-            out.append(("content-length", str(len(body))))
-        return target, out, body
+        url: str,
+        *,
+        content: Content | None = None,
+        data: DataArg | None = None,
+        files: FilesArg | None = None,
+        json: Any = None,
+        params: ParamsArg = None,
+        headers: HeadersArg = None,
+        cookies: CookiesArg | None = None,
+    ) -> TestRequest:
+        """The request :meth:`request` would send (httpx's ``build_request``)."""
+        target = merge_params(merge_url(self.base_url, url), self.params, params)
+        return build_request(
+            method,
+            target,
+            merge_headers(self.headers, headers),
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            cookies=dict(cookies.items() if isinstance(cookies, Mapping) else cookies or ()),
+        )
+
+    async def _open(
+        self, request: TestRequest, history: list[TestResponse]
+    ) -> tuple[ClientConnection, StreamingTestResponse]:
+        """Send ``request`` on a fresh connection and read the response head."""
+        url = request.url
+        headers = request.headers.copy()
+        if "cookie" not in headers:
+            cookie = self.cookies.header(
+                scheme=url.scheme, host=url.host, path=url.path, extra=request.cookies
+            )
+            if cookie is not None:
+                headers.add("cookie", cookie)
+        connection = ClientConnection(await self._connect(url))
+        try:
+            body = request.stream if request.stream is not None else request.content
+            await connection.send_request(request.method, url.target, headers.items(), body)
+            head = await connection.read_head()
+        except BaseException:
+            connection.stream.close()
+            raise
+        response_headers = Headers.from_raw(list(head.headers))
+        stored = self.cookies.extract(
+            response_headers.get_all("set-cookie"),
+            scheme=url.scheme,
+            host=url.host,
+            path=url.path,
+            date=response_headers.get("date"),
+        )
+        response = StreamingTestResponse(
+            connection, head, request=request, cookies=stored, history=list(history)
+        )
+        return connection, response
 
     async def request(
         self,
         method: str,
-        path: str,
+        url: str,
         *,
-        headers: HeadersArg = None,
+        content: Content | None = None,
+        data: DataArg | None = None,
+        files: FilesArg | None = None,
         json: Any = None,
-        content: bytes | str | None = None,
-        params: Mapping[str, str] | None = None,
+        params: ParamsArg = None,
+        headers: HeadersArg = None,
+        cookies: CookiesArg | None = None,
+        follow_redirects: bool | None = None,
     ) -> TestResponse:
-        """Send one request on a fresh connection and read the whole response."""
+        """Send one request on a fresh connection and read the whole response.
+
+        The arguments are httpx's (see the class docstring); ``follow_redirects``
+        defaults to the client's (False unless told otherwise).
+        """
         async with self.stream(
-            method, path, headers=headers, json=json, content=content, params=params
+            method,
+            url,
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            params=params,
+            headers=headers,
+            cookies=cookies,
+            follow_redirects=follow_redirects,
         ) as response:
-            body = await response.read()
-        return TestResponse(response.status, response.headers, body, response.http_version)
+            return await response.buffered()
 
     @asynccontextmanager
     async def stream(
         self,
         method: str,
-        path: str,
+        url: str,
         *,
-        headers: HeadersArg = None,
+        content: Content | None = None,
+        data: DataArg | None = None,
+        files: FilesArg | None = None,
         json: Any = None,
-        content: bytes | str | None = None,
-        params: Mapping[str, str] | None = None,
+        params: ParamsArg = None,
+        headers: HeadersArg = None,
+        cookies: CookiesArg | None = None,
+        follow_redirects: bool | None = None,
     ) -> AsyncIterator[StreamingTestResponse]:
-        """Send a request and read the response body incrementally."""
-        target, header_list, body = self._build(method, path, headers, json, content, params)
-        connection = ClientConnection(await self.open_stream())
+        """Send a request and read the response body incrementally.
+
+        With ``follow_redirects``, each redirect's body is read whole (into
+        ``response.history``) and the response yielded is the last one's.
+        """
+        request = self.build_request(
+            method,
+            url,
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            params=params,
+            headers=headers,
+            cookies=cookies,
+        )
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        history: list[TestResponse] = []
+        while True:
+            connection, response = await self._open(request, history)
+            if not (follow and response.is_redirect):
+                break
+            try:
+                history.append(await response.buffered())
+            finally:
+                connection.stream.close()
+            if len(history) > self.max_redirects:
+                raise TooManyRedirects(
+                    f"exceeded max_redirects ({self.max_redirects})", request=request
+                )
+            request = redirect_request(request, response.status, response.headers["location"])
         try:
-            await connection.send_request(method, target, header_list, body)
-            head = await connection.read_head()
-            yield StreamingTestResponse(connection, head)
+            yield response
         finally:
             connection.stream.close()
 
     @asynccontextmanager
     async def sse(
-        self, path: str, *, headers: HeadersArg = None, method: str = "GET", **kwargs: Any
+        self, url: str, *, method: str = "GET", **kwargs: Unpack[RequestArgs]
     ) -> AsyncIterator[SSEStream]:
-        """Open an SSE stream: ``async with client.sse("/events") as stream``."""
-        merged = Headers(headers)
-        merged.setdefault("accept", "text/event-stream")
-        async with self.stream(method, path, headers=merged.items(), **kwargs) as response:
+        """Open an SSE stream: ``async with client.sse("/events") as stream``.
+
+        ``Accept: text/event-stream`` unless ``headers`` say otherwise; the other
+        arguments are :meth:`request`'s.
+        """
+        headers = Headers(kwargs.get("headers"))
+        headers.setdefault("accept", "text/event-stream")
+        kwargs["headers"] = headers
+        async with self.stream(method, url, **kwargs) as response:
             yield SSEStream(response)
 
     @asynccontextmanager
     async def websocket(
         self,
-        path: str,
+        url: str,
         *,
         headers: HeadersArg = None,
+        params: ParamsArg = None,
+        cookies: CookiesArg | None = None,
         subprotocols: Iterable[str] | None = None,
         max_message_size: int = 1 << 20,
     ) -> AsyncIterator[WebSocketTestSession]:
         """Connect a WebSocket client (trio-websocket's) over an in-memory stream.
 
-        Yields a :class:`WebSocketTestSession`. A rejected handshake raises
+        Yields a :class:`WebSocketTestSession`. The handshake carries the client's
+        headers and the jar's cookies, like a browser's. A rejected handshake raises
         ``trio_websocket.ConnectionRejected`` (with ``status_code``, ``headers`` and
         ``body``), not an ExceptionGroup.
         """
         import trio_websocket
 
-        stream = await self.open_stream()
-        extra = [(k.encode(), v.encode()) for k, v in Headers(headers).items()]
+        request = self.build_request("GET", url, params=params, headers=headers, cookies=cookies)
+        target = request.url
+        sent = merge_headers(self.headers, headers)
+        cookie = self.cookies.header(
+            scheme=target.scheme, host=target.host, path=target.path, extra=request.cookies
+        )
+        if cookie is not None and "cookie" not in sent:
+            sent.add("cookie", cookie)
+        stream = await self._connect(target)
+        extra = [(k.encode(), v.encode()) for k, v in sent.items()]
         try:
             async with trio.open_nursery() as nursery:
                 ws = await trio_websocket.wrap_client_stream(
                     nursery,
                     stream,  # type: ignore[arg-type]
-                    "testserver",
-                    path,
+                    target.netloc,
+                    target.target,
                     subprotocols=subprotocols,
                     extra_headers=extra,
                     max_message_size=max_message_size,
@@ -259,30 +410,30 @@ class TestClient:
         except BaseExceptionGroup as group:
             raise_single(group)
 
-    async def get(self, path: str, **kwargs: Any) -> TestResponse:
-        """``GET path``."""
-        return await self.request("GET", path, **kwargs)
+    async def get(self, url: str, **kwargs: Unpack[RequestArgs]) -> TestResponse:
+        """``GET url``: :meth:`request`'s arguments."""
+        return await self.request("GET", url, **kwargs)
 
-    async def head(self, path: str, **kwargs: Any) -> TestResponse:
-        """``HEAD path``."""
-        return await self.request("HEAD", path, **kwargs)
+    async def head(self, url: str, **kwargs: Unpack[RequestArgs]) -> TestResponse:
+        """``HEAD url``: :meth:`request`'s arguments."""
+        return await self.request("HEAD", url, **kwargs)
 
-    async def post(self, path: str, **kwargs: Any) -> TestResponse:
-        """``POST path``."""
-        return await self.request("POST", path, **kwargs)
+    async def post(self, url: str, **kwargs: Unpack[RequestArgs]) -> TestResponse:
+        """``POST url``: :meth:`request`'s arguments."""
+        return await self.request("POST", url, **kwargs)
 
-    async def put(self, path: str, **kwargs: Any) -> TestResponse:
-        """``PUT path``."""
-        return await self.request("PUT", path, **kwargs)
+    async def put(self, url: str, **kwargs: Unpack[RequestArgs]) -> TestResponse:
+        """``PUT url``: :meth:`request`'s arguments."""
+        return await self.request("PUT", url, **kwargs)
 
-    async def patch(self, path: str, **kwargs: Any) -> TestResponse:
-        """``PATCH path``."""
-        return await self.request("PATCH", path, **kwargs)
+    async def patch(self, url: str, **kwargs: Unpack[RequestArgs]) -> TestResponse:
+        """``PATCH url``: :meth:`request`'s arguments."""
+        return await self.request("PATCH", url, **kwargs)
 
-    async def delete(self, path: str, **kwargs: Any) -> TestResponse:
-        """``DELETE path``."""
-        return await self.request("DELETE", path, **kwargs)
+    async def delete(self, url: str, **kwargs: Unpack[RequestArgs]) -> TestResponse:
+        """``DELETE url``: :meth:`request`'s arguments."""
+        return await self.request("DELETE", url, **kwargs)
 
-    async def options(self, path: str, **kwargs: Any) -> TestResponse:
-        """``OPTIONS path``."""
-        return await self.request("OPTIONS", path, **kwargs)
+    async def options(self, url: str, **kwargs: Unpack[RequestArgs]) -> TestResponse:
+        """``OPTIONS url``: :meth:`request`'s arguments."""
+        return await self.request("OPTIONS", url, **kwargs)

@@ -6,9 +6,11 @@ the response head, then its body event by event.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Any
 
 import h11
+import trio
 
 from .memory import MemoryStream
 
@@ -23,14 +25,42 @@ class ClientConnection:
         self.h11 = h11.Connection(h11.CLIENT)
 
     async def send_request(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes] | None,
     ) -> None:
-        """Send a whole request (head, body and end) in one write."""
+        """Send a request: in one write, or a streamed body chunk by chunk as it comes.
+
+        A server that answers early and closes (a 413 before the whole body) stops the
+        sending quietly: its response is still there to read, as with a socket.
+        """
         data = self.h11.send(h11.Request(method=method, target=target, headers=headers)) or b""
-        if body:
-            data += self.h11.send(h11.Data(data=body)) or b""
-        data += self.h11.send(h11.EndOfMessage()) or b""
-        await self.stream.send_all(data)
+        if body is None or isinstance(body, bytes):
+            if body:
+                data += self.h11.send(h11.Data(data=body)) or b""
+            data += self.h11.send(h11.EndOfMessage()) or b""
+            await self._send(data)
+            return
+        try:
+            if not await self._send(data):
+                return
+            async for chunk in body:
+                if chunk and not await self._send(self.h11.send(h11.Data(data=chunk)) or b""):
+                    return
+            await self._send(self.h11.send(h11.EndOfMessage()) or b"")
+        finally:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _send(self, data: bytes) -> bool:
+        try:
+            await self.stream.send_all(data)
+        except trio.BrokenResourceError:
+            return False  # the server closed its end: read what it answered
+        return True
 
     async def next_event(self) -> Any:
         """The next h11 event from the server, reading as much as it takes."""

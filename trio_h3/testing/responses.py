@@ -4,20 +4,109 @@ from __future__ import annotations
 
 import json as _json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 import h11
 import trio
 
 from ..datastructures import Headers
 from .http import ClientConnection
+from .request import RequestURL, TestRequest
 
-__all__ = ["StreamingTestResponse", "TestResponse"]
+__all__ = [
+    "HTTPStatusError",
+    "StreamingTestResponse",
+    "TestResponse",
+    "TooManyRedirects",
+]
+
+_ERROR_KINDS = {1: "Informational response", 3: "Redirect response", 4: "Client error"}
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class HTTPStatusError(Exception):
+    """``raise_for_status()`` on a response that is not 2xx (httpx's ``HTTPStatusError``).
+
+    ``error.response`` is the response, ``error.request`` the request that got it.
+    """
+
+    def __init__(
+        self, message: str, *, request: TestRequest | None, response: _ResponseStatus
+    ) -> None:
+        super().__init__(message)
+        self.request = request
+        self.response = response
+
+
+class TooManyRedirects(Exception):
+    """More redirects than ``max_redirects`` while following them."""
+
+    def __init__(self, message: str, *, request: TestRequest) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class _ResponseStatus:
+    """What a response's status says, shared by whole and streamed responses."""
+
+    status: int
+    headers: Headers
+    reason: str
+    url: RequestURL
+    request: TestRequest | None
+
+    @property
+    def status_code(self) -> int:
+        """Alias of ``status`` (httpx's and Starlette's spelling)."""
+        return self.status
+
+    @property
+    def reason_phrase(self) -> str:
+        """The reason phrase as the server sent it (``"Not Found"``)."""
+        return self.reason
+
+    @property
+    def is_success(self) -> bool:
+        """2xx."""
+        return 200 <= self.status < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        """A redirect status with a ``Location`` to follow."""
+        return self.status in _REDIRECTS and "location" in self.headers
+
+    @property
+    def is_client_error(self) -> bool:
+        """4xx."""
+        return 400 <= self.status < 500
+
+    @property
+    def is_server_error(self) -> bool:
+        """5xx."""
+        return 500 <= self.status < 600
+
+    @property
+    def is_error(self) -> bool:
+        """4xx or 5xx."""
+        return 400 <= self.status < 600
+
+    def raise_for_status(self) -> Self:
+        """Return the response if it is 2xx, else raise :class:`HTTPStatusError` (as httpx,
+        1xx and 3xx raise too)."""
+        if self.is_success:
+            return self
+        kind = _ERROR_KINDS.get(self.status // 100, "Server error")
+        if not 100 <= self.status < 600:
+            kind = "Invalid status code"
+        message = f"{kind} '{self.status} {self.reason}' for url '{self.url}'"
+        if self.is_redirect:
+            message += f"\nRedirect location: '{self.headers['location']}'"
+        raise HTTPStatusError(message, request=self.request, response=self)
 
 
 @dataclass
-class TestResponse:
+class TestResponse(_ResponseStatus):
     """A complete response as the test client read it."""
 
     __test__ = False  # not a pytest test class
@@ -27,6 +116,14 @@ class TestResponse:
     content: bytes
     http_version: str = "1.1"
     reason: str = ""
+    #: Where the request went (after redirects: the last one).
+    url: RequestURL = field(default=RequestURL("http://testserver/"))
+    #: The request this responds to.
+    request: TestRequest | None = field(default=None, repr=False)
+    #: The redirect responses that led here, oldest first (``follow_redirects=True``).
+    history: list[TestResponse] = field(default_factory=list, repr=False)
+    #: The cookies this response's ``Set-Cookie`` headers stored in the jar.
+    cookies: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def text(self) -> str:
@@ -37,23 +134,32 @@ class TestResponse:
         """The body parsed as JSON."""
         return _json.loads(self.content)
 
-    # Familiar spelling for people coming from httpx / Starlette.
-    @property
-    def status_code(self) -> int:
-        """Alias of ``status``."""
-        return self.status
 
-
-class StreamingTestResponse:
+class StreamingTestResponse(_ResponseStatus):
     """A response whose body is read incrementally (``client.stream(...)``)."""
 
     __test__ = False
 
-    def __init__(self, connection: ClientConnection, head: h11.Response) -> None:
+    def __init__(
+        self,
+        connection: ClientConnection,
+        head: h11.Response,
+        *,
+        request: TestRequest | None = None,
+        cookies: dict[str, str] | None = None,
+        history: list[TestResponse] | None = None,
+    ) -> None:
         self._connection = connection
         self.status = head.status_code
         self.headers = Headers.from_raw(list(head.headers))
         self.http_version = head.http_version.decode()
+        self.reason = head.reason.decode("latin-1")
+        self.request = request
+        self.url = request.url if request is not None else RequestURL("http://testserver/")
+        #: The cookies this response's ``Set-Cookie`` headers stored in the jar.
+        self.cookies = cookies or {}
+        #: The redirect responses that led here, oldest first.
+        self.history = history or []
         self.complete = False
 
     async def receive_chunk(self) -> bytes:
@@ -79,6 +185,21 @@ class StreamingTestResponse:
     async def read(self) -> bytes:
         """The rest of the body."""
         return b"".join([chunk async for chunk in self.iter_bytes()])
+
+    async def buffered(self) -> TestResponse:
+        """Read the rest of the body: the whole response as a :class:`TestResponse`."""
+        content = await self.read()
+        return TestResponse(
+            self.status,
+            self.headers,
+            content,
+            self.http_version,
+            self.reason,
+            url=self.url,
+            request=self.request,
+            history=self.history,
+            cookies=self.cookies,
+        )
 
     async def disconnect(self) -> None:
         """Drop the connection, as a browser tab closing would."""
