@@ -25,7 +25,7 @@ import json
 import mimetypes
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from pathlib import PurePath
 from typing import IO, Any, TypeAlias
 from urllib.parse import urlencode
@@ -44,8 +44,9 @@ __all__ = [
 
 #: A form or query value: ``str``, ``int``, ``float``, ``bool`` or ``None``.
 Primitive: TypeAlias = str | int | float | bool | None
-#: ``data=``: a mapping (a list or tuple value repeats its key) or a list of pairs.
-DataArg: TypeAlias = Mapping[str, Primitive | Sequence[Primitive]] | Iterable[tuple[str, Primitive]]
+#: ``data=``: a mapping (a list or tuple value repeats its key) or a list of pairs; the
+#: values are :data:`Primitive` (``Any`` here, so that a literal of mixed values checks).
+DataArg: TypeAlias = Mapping[str, Any] | Iterable[tuple[str, Any]]
 #: The content of one file: bytes, text (sent as UTF-8) or a binary file object.
 FileContent: TypeAlias = bytes | str | IO[bytes]
 #: One file: its content alone, or ``(filename, content[, content_type[, headers]])``.

@@ -10,13 +10,13 @@ target's own query).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urljoin
 
 from ..datastructures import Headers
-from .encoding import DataArg, FilesArg, Primitive, encode_body, form_pairs
+from .encoding import DataArg, FilesArg, encode_body, form_pairs
 
 __all__ = [
     "HeadersArg",
@@ -32,9 +32,7 @@ __all__ = [
 
 HeadersArg: TypeAlias = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 #: ``params=``: a mapping (a list value repeats its key), a list of pairs, or a query string.
-ParamsArg: TypeAlias = (
-    Mapping[str, Primitive | Sequence[Primitive]] | Iterable[tuple[str, Primitive]] | str | None
-)
+ParamsArg: TypeAlias = Mapping[str, Any] | Iterable[tuple[str, Any]] | str | None
 
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
