@@ -231,15 +231,10 @@ def build_request(
     return TestRequest(method, url, sent, b"", body, dict(cookies or {}))
 
 
-# Fetch "request-body-header names": dropped with the body when a redirect becomes a GET.
-_BODY_HEADERS = (
-    "content-length",
-    "transfer-encoding",
-    "content-type",
-    "content-encoding",
-    "content-language",
-    "content-location",
-)
+# The framing of a body dropped when a redirect becomes a GET. Like httpx (and unlike
+# the Fetch standard, which also drops Content-Type and the other body headers), every
+# other header is kept.
+_BODY_HEADERS = ("content-length", "transfer-encoding")
 
 
 def redirect_method(method: str, status: int) -> str:
