@@ -326,7 +326,7 @@ class TestClient:
         history: list[TestResponse] = []
         while True:
             connection, response = await self._open(request, history)
-            if not (follow and response.is_redirect):
+            if not (follow and response.has_redirect_location):
                 break
             try:
                 history.append(await response.buffered())
