@@ -42,7 +42,7 @@ __all__ = ["RequestArgs", "TestClient"]
 #: ``content=``: bytes, text (sent as UTF-8), or an (async) iterable of bytes (chunked).
 Content: TypeAlias = bytes | str | Iterable[bytes] | AsyncIterable[bytes]
 
-# httpx's default (``httpx.Client(max_redirects=20)``), itself requests' limit (30) cut.
+# httpx's default (its DEFAULT_MAX_REDIRECTS); requests allows 30, browsers about 20.
 DEFAULT_MAX_REDIRECTS = 20
 
 
