@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from conftest import RunServer
+from helpers import RunServer
 from trio.testing import MockClock
 
 from trio_h3 import H3, H3Event, set_cookie

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import trio
-from conftest import RunServer
+from helpers import RunServer
 from trio.testing import MockClock
 
 from trio_h3 import H3, H3Event, RedirectResponse, set_cookie

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from conftest import RunServer
+from helpers import RunServer
 from trio.testing import MockClock
 
 import trio_h3.testing

@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 
 import trio
 
-__all__ = ["Cookie", "Cookies", "CookiesArg", "parse_set_cookie"]
+__all__ = ["Cookie", "Cookies"]
 
 CookiesArg = Mapping[str, str] | Iterable[tuple[str, str]]
 

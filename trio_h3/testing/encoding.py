@@ -30,17 +30,7 @@ from pathlib import PurePath
 from typing import IO, Any, TypeAlias
 from urllib.parse import urlencode
 
-__all__ = [
-    "Body",
-    "DataArg",
-    "FilesArg",
-    "encode_body",
-    "encode_multipart",
-    "encode_urlencoded",
-    "form_pairs",
-    "multipart_boundary",
-    "primitive_to_str",
-]
+__all__: list[str] = []
 
 #: A form or query value: ``str``, ``int``, ``float``, ``bool`` or ``None``.
 Primitive: TypeAlias = str | int | float | bool | None

@@ -14,7 +14,7 @@ import trio
 
 from .memory import MemoryStream
 
-__all__ = ["ClientConnection"]
+__all__: list[str] = []
 
 
 class ClientConnection:

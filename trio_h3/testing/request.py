@@ -18,17 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin
 from ..datastructures import Headers
 from .encoding import DataArg, FilesArg, encode_body, form_pairs
 
-__all__ = [
-    "HeadersArg",
-    "ParamsArg",
-    "RequestURL",
-    "TestRequest",
-    "build_request",
-    "merge_headers",
-    "merge_params",
-    "merge_url",
-    "redirect_request",
-]
+__all__ = ["RequestURL", "TestRequest"]
 
 HeadersArg: TypeAlias = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 #: ``params=``: a mapping (a list value repeats its key), a list of pairs, or a query string.
