@@ -48,7 +48,7 @@ from ._lazy import lazy_exports
 if TYPE_CHECKING:
     from .app import H3, Route, RouteOptions
     from .broadcast import Broadcast, BroadcastStatistics, Subscription
-    from .datastructures import URL, Address, Headers, MultiMapping, QueryParams
+    from .datastructures import URL, Address, FormData, Headers, MultiMapping, QueryParams
     from .errors import ClientDisconnected, HTTPError, StreamClosed
     from .event import H3Event
     from .paths import safe_join
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     )
     from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
     from .utils.cookies import delete_cookie, set_cookie
+    from .utils.forms import UploadFile
     from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
@@ -88,6 +89,7 @@ __all__ = [
     "ClientDisconnected",
     "CloseFrame",
     "CloseReason",
+    "FormData",
     "H3Event",
     "HTMLResponse",
     "HTTPError",
@@ -115,6 +117,7 @@ __all__ = [
     "StreamClosed",
     "StreamingResponse",
     "Subscription",
+    "UploadFile",
     "WebSocket",
     "WebSocketClosed",
     "WebSocketHandler",
@@ -140,6 +143,7 @@ __getattr__, __dir__ = lazy_exports(
         "Subscription": ".broadcast",
         "URL": ".datastructures",
         "Address": ".datastructures",
+        "FormData": ".datastructures",
         "Headers": ".datastructures",
         "MultiMapping": ".datastructures",
         "QueryParams": ".datastructures",
@@ -174,6 +178,7 @@ __getattr__, __dir__ = lazy_exports(
         "WebSocketHandler": ".types",
         "delete_cookie": ".utils.cookies",
         "set_cookie": ".utils.cookies",
+        "UploadFile": ".utils.forms",
         "CloseFrame": ".websocket.session",
         "WebSocket": ".websocket.session",
         "WebSocketClosed": ".websocket.session",

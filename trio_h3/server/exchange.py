@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from ..datastructures import FormData
 from ..errors import HTTPError
 from ..event import H3Event
 from ..response import Response, StreamingResponse, error_response
 from ..sse.response import SSEResponse
-from ..types import RequestHead
+from ..types import FormLimits, RequestHead
+from ..utils import forms
 from ..websocket.handshake import WebSocketUpgrade
 from ..websocket.options import WebSocketOptions
 from ..websocket.session import run_websocket
@@ -52,6 +54,7 @@ class Exchange:
 
     __slots__ = (
         "_body",
+        "_uploads",
         "connection",
         "event",
         "handed_off",
@@ -82,6 +85,8 @@ class Exchange:
         event.body_timeout = options.body_timeout
         self.event = event
         self._body: BodyReader | None = None
+        # The files of this request's forms, removed when the request ends.
+        self._uploads: list[forms.UploadFile] = []
         self.status = 0
         self.handed_off = False
 
@@ -111,14 +116,21 @@ class Exchange:
         log_access = self.options.access_log and access_logger.isEnabledFor(logging.INFO)
         started = trio.current_time() if log_access else 0.0
         try:
-            response = await self._answer()
-            self.status = response.status
-            await self._respond(response)
+            try:
+                response = await self._answer()
+                self.status = response.status
+                await self._respond(response)
+            finally:
+                if log_access:
+                    self._log_access(started)
+            if not self.handed_off and not self.wire.broken:
+                await self.body.discard()
         finally:
-            if log_access:
-                self._log_access(started)
-        if not self.handed_off and not self.wire.broken:
-            await self.body.discard()
+            if self._uploads:
+                # However the request ended (answered, failed, the client gone, the
+                # server cancelling it): no temp file outlives it.
+                with trio.CancelScope(shield=True):
+                    await forms.remove_uploads(self._uploads)
 
     async def _answer(self) -> Response:
         try:
@@ -269,3 +281,25 @@ class Exchange:
         if self.state.sync_inline:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args, limiter=self.state.threads)
+
+    async def run_file_io(self, fn: Callable[..., R], *args: Any) -> R:
+        """Blocking file I/O (spooled uploads) in a worker thread.
+
+        Trio's default limiter, not the handlers' threads: forty blocked ``def``
+        handlers must not stall every upload.
+        """
+        if self.state.sync_inline:
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args)
+
+    async def read_multipart(self, event: H3Event, limits: FormLimits) -> FormData:
+        """Parse a ``multipart/form-data`` body (see :mod:`trio_h3.utils.forms`)."""
+        try:
+            return await forms.read_multipart(
+                event, limits, run=self.run_file_io, track=self._uploads.append
+            )
+        except HTTPError:
+            if not self.body.done:
+                # Refused mid-body: the rest is unread, so the answer ends the connection.
+                self.wire.close_after = True
+            raise
