@@ -409,26 +409,21 @@ class H3Event:
             return self._form
         return await validate_async(validate, self._form, "form")
 
-    @overload
-    def validated_query(self, fn: Callable[[QueryParams], bool | None]) -> QueryParams: ...
-    @overload
-    def validated_query(self, fn: Callable[[QueryParams], T]) -> T: ...
-    def validated_query(self, fn: Callable[[QueryParams], Any]) -> Any:
+    def validated_query(self, fn: Callable[[QueryParams], T]) -> T:
         """``fn(event.query)``: what it returns, or a 400 with the issues if it raises.
 
         ``fn`` is synchronous (``lambda q: Page(**q.to_dict())``, a pydantic
-        ``model_validate``...); returning ``True`` or ``None`` keeps the query as it is,
-        ``False`` refuses it.
+        ``model_validate``...). As in h3, a check that returns ``True`` or ``None``
+        hands back the query itself (typed as what ``fn`` returns: read
+        ``event.query`` instead), and ``False`` refuses it.
         """
-        return validate_sync(fn, self.query, "query")
+        result: T = validate_sync(fn, self.query, "query")
+        return result
 
-    @overload
-    def validated_params(self, fn: Callable[[dict[str, str]], bool | None]) -> dict[str, str]: ...
-    @overload
-    def validated_params(self, fn: Callable[[dict[str, str]], T]) -> T: ...
-    def validated_params(self, fn: Callable[[dict[str, str]], Any]) -> Any:
+    def validated_params(self, fn: Callable[[dict[str, str]], T]) -> T:
         """``fn(event.params)`` (the route's captured segments), as :meth:`validated_query`."""
-        return validate_sync(fn, self.params, "params")
+        result: T = validate_sync(fn, self.params, "params")
+        return result
 
     # -- threads -----------------------------------------------------------------------
 
