@@ -26,7 +26,7 @@ from ..event import H3Event
 from ..response import Response, StreamingResponse, error_response
 from ..sse.response import SSEResponse
 from ..types import FormLimits, RequestHead
-from ..utils import forms
+from ..utils import forms, proxy
 from ..websocket.handshake import WebSocketUpgrade
 from ..websocket.options import WebSocketOptions
 from ..websocket.session import run_websocket
@@ -71,14 +71,24 @@ class Exchange:
         self.options = options = connection.state.options
         self.wire = connection.wire
         self.head = head
+        client, scheme, host = connection.client, connection.scheme, None
+        trusted = self.state.trusted_proxies
+        if trusted is not None and (client.host if client else None) in trusted:
+            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy).
+            said = proxy.forwarded(head.headers, trusted)
+            if said is not None:
+                client = said.client or client
+                scheme = said.scheme or scheme
+                host = said.host
         event = H3Event(
             head.method.decode("ascii", "replace"),
             head.target,
             head.headers,
             http_version=head.http_version.decode("ascii", "replace"),
-            client=connection.client,
+            client=client,
             server=connection.server,
-            scheme=connection.scheme,
+            scheme=scheme,
+            host=host,
             io=self,
         )
         event.max_body_size = options.max_body_size
@@ -251,7 +261,8 @@ class Exchange:
 
     def _log_access(self, started: float) -> None:
         event = self.event
-        client = self.connection.client
+        # The client as the event knows it: behind a trusted proxy, the original one.
+        client = event.client
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d %.1fms',
             client.host if client else "-",

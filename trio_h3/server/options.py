@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -66,6 +67,14 @@ class ServeOptions:
     #: Largest incoming WebSocket message before a 1009 close (websockets' 1 MiB).
     ws_max_message_size: int = 1024 * 1024
 
+    # -- behind a proxy (uvicorn's --proxy-headers and --forwarded-allow-ips) --------------
+    #: Believe X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239) from the peers in
+    #: ``forwarded_allow_ips`` (uvicorn's --proxy-headers, on by default).
+    proxy_headers: bool = True
+    #: The trusted peers: IPs and CIDR networks, comma-separated (or a sequence), or "*"
+    #: for any; None: $FORWARDED_ALLOW_IPS, else 127.0.0.1 (uvicorn's default).
+    forwarded_allow_ips: str | Sequence[str] | None = None
+
     #: Worker threads for plain ``def`` handlers (Trio's and AnyIO's default: 40).
     thread_limit: int = 40
     #: One line per request on logger ``trio_h3.access``.
@@ -96,6 +105,10 @@ class ServeOptions:
             raise ValueError("ssl_certfile and ssl_keyfile go together")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port!r}")
+        if self.forwarded_allow_ips is not None:
+            from ..utils.proxy import TrustedProxies
+
+            TrustedProxies(self.forwarded_allow_ips)  # a ValueError naming the bad entry
 
     @classmethod
     def build(cls, options: ServeOptions | None = None, **overrides: Any) -> ServeOptions:
