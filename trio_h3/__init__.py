@@ -74,6 +74,7 @@ if TYPE_CHECKING:
         encode_retry,
     )
     from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
+    from .utils.auth import basic_auth, basic_credentials, constant_time_equals
     from .utils.cookies import delete_cookie, set_cookie
     from .utils.forms import UploadFile
     from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
@@ -123,6 +124,9 @@ __all__ = [
     "WebSocketHandler",
     "WebSocketOptions",
     "__version__",
+    "basic_auth",
+    "basic_credentials",
+    "constant_time_equals",
     "delete_cookie",
     "encode_comment",
     "encode_event",
@@ -176,6 +180,9 @@ __getattr__, __dir__ = lazy_exports(
         "Next": ".types",
         "StreamCallback": ".types",
         "WebSocketHandler": ".types",
+        "basic_auth": ".utils.auth",
+        "basic_credentials": ".utils.auth",
+        "constant_time_equals": ".utils.auth",
         "delete_cookie": ".utils.cookies",
         "set_cookie": ".utils.cookies",
         "UploadFile": ".utils.forms",
