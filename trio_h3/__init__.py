@@ -28,13 +28,15 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
     app.py           H3: routes + middleware + hooks + mounts -> a Response (no Trio)
     middleware.py    the onion and its scoping, on the canonical path (no Trio)
     event.py         H3Event: the request as read, the response being built (no Trio)
-    utils/           the h3 utilities, helpers that take an event
+    validation.py    validate= / validated_query(): any callable, its errors a 400 (no Trio)
+    utils/           the h3 utilities, helpers that take an event: cookies, auth, proxy
+                     (pure), forms (Trio: multipart parsing, uploads spooled to temp files)
     types.py         the shapes the layers agree on; RequestIO, the framework/server seam
     router.py  paths.py  response.py  datastructures.py  errors.py     the pure core
 
 ``import trio_h3`` loads neither Trio nor h11: names are imported on first use (PEP 562),
-and the pure core (router, paths, response, errors, datastructures, sse.encoding,
-sse.parser, websocket.handshake) imports with both absent. App code is a guest:
+and the pure core (router, paths, response, errors, datastructures, validation,
+sse.encoding, sse.parser, websocket.handshake) imports with both absent. App code is a guest:
 ``_guest.py`` is the one boundary that turns whatever it raises into a 500, the end of
 its own stream or a 1011, and lets every other connection carry on.
 """
