@@ -109,6 +109,9 @@ class ServeOptions:
             from ..utils.proxy import TrustedProxies
 
             TrustedProxies(self.forwarded_allow_ips)  # a ValueError naming the bad entry
+            if not isinstance(self.forwarded_allow_ips, str):
+                # Frozen means hashable too: a list becomes a tuple.
+                object.__setattr__(self, "forwarded_allow_ips", tuple(self.forwarded_allow_ips))
 
     @classmethod
     def build(cls, options: ServeOptions | None = None, **overrides: Any) -> ServeOptions:

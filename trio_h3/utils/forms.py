@@ -206,11 +206,12 @@ class UploadFile:
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the read position (as ``io.IOBase.seek``); the new position."""
-        self._check_open()
-        if self._path is None:
-            return self._file.seek(offset, whence)
-        position: int = await self._run(self._file.seek, offset, whence)
-        return position
+        async with self._lock:
+            self._check_open()
+            if self._path is None:
+                return self._file.seek(offset, whence)
+            position: int = await self._run(self._file.seek, offset, whence)
+            return position
 
     def tell(self) -> int:
         """The read position."""
