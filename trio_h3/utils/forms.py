@@ -66,6 +66,9 @@ MAX_PART_HEADERS = 8
 #: Spooled bytes are written to disk in batches of this size, one worker-thread call
 #: each (a 64 KiB read from the socket per call would cost 16 times as many hops).
 WRITE_BATCH = 1024 * 1024
+#: Parts parsed between two checkpoints, so that a form of many small fields never holds
+#: the event loop for long (100 parts: well under a millisecond).
+PARTS_PER_CHECKPOINT = 100
 # RFC 7578 §4.4: a part without a Content-Type is text/plain.
 _DEFAULT_CONTENT_TYPE = "text/plain"
 
@@ -417,6 +420,10 @@ async def read_multipart(
                             await builder.data(item)
                         elif isinstance(item, MultipartSegment):
                             builder.start(item)
+                            if (builder.fields + builder.files) % PARTS_PER_CHECKPOINT == 0:
+                                # 64 KiB of tiny fields is ~700 parts, a few ms of
+                                # parsing: let other tasks in now and then.
+                                await trio.lowlevel.checkpoint()
                         else:  # None: the end of a part
                             await builder.end()
             parser.close()
@@ -441,10 +448,15 @@ def _form(parts: list[tuple[str, bytearray | UploadFile, str | None]]) -> FormDa
         if name == "_charset_" and isinstance(value, bytearray):
             default = value.decode("ascii", "replace").strip()
             break
+    codecs: dict[str | None, str] = {}
     items: list[tuple[str, str | UploadFile]] = []
     for name, value, charset in parts:
         if isinstance(value, bytearray):
-            items.append((name, value.decode(form_charset(charset or default), "replace")))
+            wanted = charset or default
+            codec = codecs.get(wanted)
+            if codec is None:
+                codec = codecs[wanted] = form_charset(wanted)
+            items.append((name, value.decode(codec, "replace")))
         else:
             items.append((name, value))
     return FormData(items)
