@@ -35,7 +35,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 import trio
 
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["UploadFile"]
 
-R = TypeVar("R")
 #: How the parser and the files run blocking file I/O: ``await run(fn, *args)``.
 RunBlocking = Callable[..., Awaitable[Any]]
 
@@ -73,10 +72,13 @@ PARTS_PER_CHECKPOINT = 100
 _DEFAULT_CONTENT_TYPE = "text/plain"
 
 
-def _load_parser() -> Any:
+def _multipart() -> Any:
+    """PyPI's ``multipart`` (imported on the first multipart form, not with trio-h3)."""
     try:
-        from multipart import PushMultipartParser
-    except ImportError as exc:  # pragma: no cover - an environment problem
+        import multipart
+
+        multipart.PushMultipartParser  # noqa: B018 - the 2.x API is there
+    except (ImportError, AttributeError) as exc:  # pragma: no cover - the environment
         # python-multipart installs a module of the same name (its compatibility shim),
         # which shadows this one when both are installed.
         raise RuntimeError(
@@ -85,7 +87,7 @@ def _load_parser() -> Any:
             "installed beside it? They share the module name; uninstall python-multipart "
             "or use a separate environment"
         ) from exc
-    return PushMultipartParser
+    return multipart
 
 
 class UploadFile:
@@ -289,15 +291,14 @@ async def remove_uploads(files: Iterable[UploadFile]) -> None:
 
 
 def _filename(segment: MultipartSegment) -> str:
-    from multipart import content_disposition_unquote, parse_options_header
-
+    multipart = _multipart()
     filename: str = segment.filename or ""
     raw = segment.header("Content-Disposition", "")
     if "\\" in raw:
         # The library drops the directory of a Windows path (old IE sent one); RFC
         # 7578 §4.2 says a filename is taken as given, so read it again without that.
-        _, options = parse_options_header(
-            raw, unquote=lambda value, _is_filename: content_disposition_unquote(value)
+        _, options = multipart.parse_options_header(
+            raw, unquote=lambda value, _is_filename: multipart.content_disposition_unquote(value)
         )
         filename = options.get("filename", filename)
     return filename
@@ -405,9 +406,8 @@ async def read_multipart(
     ``run`` runs blocking file I/O (a worker thread); ``track`` receives every file as it
     is created, for the server to remove when the request ends.
     """
-    from multipart import MultipartError, MultipartSegment, ParserLimitReached
-
-    parser = _load_parser()(
+    multipart = _multipart()
+    parser = multipart.PushMultipartParser(
         _boundary(event), max_header_size=MAX_PART_HEADER_LINE, max_header_count=MAX_PART_HEADERS
     )
     builder = _Builder(limits, run, track)
@@ -418,7 +418,7 @@ async def read_multipart(
                     for item in parser.parse(chunk):
                         if isinstance(item, bytes):
                             await builder.data(item)
-                        elif isinstance(item, MultipartSegment):
+                        elif isinstance(item, multipart.MultipartSegment):
                             builder.start(item)
                             if (builder.fields + builder.files) % PARTS_PER_CHECKPOINT == 0:
                                 # 64 KiB of tiny fields is ~700 parts, a few ms of
@@ -427,9 +427,9 @@ async def read_multipart(
                         else:  # None: the end of a part
                             await builder.end()
             parser.close()
-        except ParserLimitReached as exc:
+        except multipart.ParserLimitReached as exc:
             raise HTTPError(400, "Part header block too large", data={"error": str(exc)}) from None
-        except MultipartError as exc:
+        except multipart.MultipartError as exc:
             raise HTTPError(400, "Malformed multipart body", data={"error": str(exc)}) from None
         return _form(builder.parts)
     except BaseException:
