@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 from http import HTTPStatus
-from typing import cast
 
 import h11
 import trio
@@ -120,18 +119,21 @@ class Wire:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def receive(self) -> bool:
-        """Read what the client sent into the parser; False at EOF (or a reset)."""
+    async def _read(self) -> bytes:
+        """What the client sent next; ``b""`` at EOF or a reset."""
         try:
             if self._socket is None:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            else:
-                data = await sockio.receive_some(self._socket, RECEIVE_SIZE)
+                return bytes(await self.stream.receive_some(RECEIVE_SIZE))
+            return await sockio.receive_some(self._socket, RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
+            return b""
+
+    async def receive(self) -> bool:
+        """Read what the client sent into the parser; False at EOF (or a reset)."""
+        data = await self._read()
         if self._h11.their_state is h11.IDLE and len(self._head_bytes) <= self.max_header_size:
             self._head_bytes += data
-        self._h11.receive_data(cast(bytes, data))
+        self._h11.receive_data(data)
         return bool(data)
 
     async def receive_while_streaming(self) -> bool:
@@ -140,19 +142,13 @@ class Wire:
         Bytes that arrive meanwhile (a pipelined request) are kept for the next cycle,
         up to the head-size limit; past it the connection closes after this response.
         """
-        try:
-            if self._socket is None:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            else:
-                data = await sockio.receive_some(self._socket, RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
+        data = await self._read()
         if not data:
             return False
         if self.buffered_size() + len(data) > self.max_header_size:
             self.close_after = True
         else:
-            self._h11.receive_data(cast(bytes, data))
+            self._h11.receive_data(data)
         return True
 
     @property
