@@ -185,12 +185,14 @@ class Exchange:
             await self._answer_invalid()
 
     async def _answer_invalid(self) -> None:
-        if self.wire.response_started:
-            await self.wire.abort()
-            return
-        await self.wire.send_fallback_error(
-            500, error_response(HTTPError(500, "Internal Server Error")).body
-        )
+        error = error_response(HTTPError(500, "Internal Server Error"))
+        if self.wire.broken and not self.wire.head_sent:
+            # h11 refused the head and is spent: answer past it, then close.
+            await self.wire.send_fallback_error(500, error.body)
+        elif self.wire.response_started:
+            await self.wire.abort()  # mid-body: the truncation must show
+        else:
+            await self.send_full(error)  # refused before h11 saw it: the connection lives on
 
     # -- writing -------------------------------------------------------------------------------
 

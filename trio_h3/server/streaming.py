@@ -148,12 +148,19 @@ async def _read_body_first(ex: Exchange) -> None:
     await ex.event.body()
 
 
-async def run_sse(ex: Exchange, response: SSEResponse) -> None:
-    """The callback form: the head at once, then ``callback(writer, *args)``."""
+async def _body_read_or_refused(ex: Exchange) -> bool:
+    """Read the request body first; False when it was refused (and answered) instead."""
     try:
         await _read_body_first(ex)
     except HTTPError as error:
         await ex.send_full(error_response(error))
+        return False
+    return True
+
+
+async def run_sse(ex: Exchange, response: SSEResponse) -> None:
+    """The callback form: the head at once, then ``callback(writer, *args)``."""
+    if not await _body_read_or_refused(ex):
         return
     request = response.request
     event = ex.event
@@ -203,10 +210,7 @@ async def inline_stream(ex: Exchange, event: H3Event) -> AsyncIterator[SSEWriter
 
 async def run_body(ex: Exchange, response: StreamingResponse) -> None:
     """A ``StreamingResponse``: its iterable's chunks, each flushed as it comes."""
-    try:
-        await _read_body_first(ex)
-    except HTTPError as error:
-        await ex.send_full(error_response(error))
+    if not await _body_read_or_refused(ex):
         return
     content = response.content
     event = ex.event

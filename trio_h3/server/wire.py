@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 from http import HTTPStatus
-from typing import cast
 
 import h11
 import trio
@@ -111,6 +110,8 @@ class Wire:
         self._remaining = 0
         #: Body bytes written for the current response.
         self.body_bytes = 0
+        #: Whether any byte of the current response's head went out.
+        self.head_sent = False
         #: Set when the response must end the connection (a refused or unread body).
         self.close_after = False
         #: The current request's declared Content-Length, if any.
@@ -120,18 +121,21 @@ class Wire:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def receive(self) -> bool:
-        """Read what the client sent into the parser; False at EOF (or a reset)."""
+    async def _read(self) -> bytes:
+        """What the client sent next; ``b""`` at EOF or a reset."""
         try:
             if self._socket is None:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            else:
-                data = await sockio.receive_some(self._socket, RECEIVE_SIZE)
+                return bytes(await self.stream.receive_some(RECEIVE_SIZE))
+            return await sockio.receive_some(self._socket, RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
+            return b""
+
+    async def receive(self) -> bool:
+        """Read what the client sent into the parser; False at EOF (or a reset)."""
+        data = await self._read()
         if self._h11.their_state is h11.IDLE and len(self._head_bytes) <= self.max_header_size:
             self._head_bytes += data
-        self._h11.receive_data(cast(bytes, data))
+        self._h11.receive_data(data)
         return bool(data)
 
     async def receive_while_streaming(self) -> bool:
@@ -140,19 +144,13 @@ class Wire:
         Bytes that arrive meanwhile (a pipelined request) are kept for the next cycle,
         up to the head-size limit; past it the connection closes after this response.
         """
-        try:
-            if self._socket is None:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            else:
-                data = await sockio.receive_some(self._socket, RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
+        data = await self._read()
         if not data:
             return False
         if self.buffered_size() + len(data) > self.max_header_size:
             self.close_after = True
         else:
-            self._h11.receive_data(cast(bytes, data))
+            self._h11.receive_data(data)
         return True
 
     @property
@@ -291,6 +289,7 @@ class Wire:
             data += h.send(h11.Data(data=body)) or b""
             self.body_bytes = len(body)
         data += h.send(h11.EndOfMessage()) or b""
+        self.head_sent = True
         await self._send(data)
 
     async def send_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> Framing:
@@ -300,6 +299,7 @@ class Wire:
             headers.append((b"content-length", b"0"))
         head = self._send_head_event(status, headers)
         self.framing, self._remaining = _framing_of(head, self._method, status)
+        self.head_sent = True
         await self._send(head)
         return self.framing
 
@@ -397,6 +397,7 @@ class Wire:
         self._h11.start_next_cycle()
         self.framing = Framing.NONE
         self.body_bytes = 0
+        self.head_sent = False
         if self._h11.trailing_data[0]:
             # A pipelined head is already here: its bytes count toward its checks.
             self._head_bytes = bytearray(self._h11.trailing_data[0][: self.max_header_size + 1])
