@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pydantic
+import pytest
 import trio
 from trio.testing import MockClock
 
@@ -223,3 +224,54 @@ async def test_an_async_validator_where_a_sync_one_is_needed_is_a_bug(
     async with TestClient(app()) as client:
         # The server's fault, not the client's: a 500 (and the log says why).
         assert (await client.get("/async-query")).status == 500
+
+
+class ListErrors(Exception):
+    """An error with a pydantic-like errors() that takes no arguments."""
+
+    def errors(self) -> list[dict[str, str]]:
+        return [{"loc": "x", "msg": "custom"}]
+
+
+class BrokenErrors(Exception):
+    def errors(self, **kwargs: Any) -> list[Any]:
+        raise RuntimeError("errors() itself fails")
+
+
+class NotAList(Exception):
+    def errors(self, **kwargs: Any) -> str:
+        return "not a list"
+
+
+class Silent(Exception):
+    pass
+
+
+async def test_issues_from_any_exception(autojump_clock: MockClock) -> None:
+    cases: list[tuple[Exception, list[dict[str, str]]]] = [
+        (ListErrors("ignored"), [{"loc": "x", "msg": "custom"}]),
+        (BrokenErrors("the message"), [{"msg": "the message"}]),
+        (NotAList("the message"), [{"msg": "the message"}]),
+        (Silent(), [{"msg": "Silent"}]),
+    ]
+    application = H3()
+
+    @application.post("/:case")
+    async def case(event: H3Event) -> Any:
+        def fail(data: Any) -> Any:
+            raise cases[int(event.params["case"])][0]
+
+        return await event.json(validate=fail)
+
+    async with TestClient(application) as client:
+        for index, (_, issues) in enumerate(cases):
+            r = await client.post(f"/{index}", json={})
+            assert (r.status, r.json()["data"]) == (400, issues)
+
+
+async def test_an_event_without_a_connection_reads_an_empty_body() -> None:
+    urlencoded = H3Event("POST", b"/", [(b"content-type", b"application/x-www-form-urlencoded")])
+    assert await urlencoded.form() == FormData()
+    multipart = H3Event("POST", b"/", [(b"content-type", b"multipart/form-data; boundary=x")])
+    with pytest.raises(RuntimeError, match="served by a connection"):
+        await multipart.form()
