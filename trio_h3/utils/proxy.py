@@ -54,7 +54,9 @@ _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-
 _PAIR = re.compile(
     r'\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)=("(?:[^"\\]|\\.)*"|[!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*'
 )
-_X_NAMES = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+_PROXY_NAMES = frozenset(
+    (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded")
+)
 
 
 def _ip(text: str) -> IPAddress | None:
@@ -171,15 +173,7 @@ def _at(values: list[str], index: int, nodes: int) -> str | None:
     return values[index] if len(values) == nodes else values[-1]
 
 
-def _from_x_forwarded(
-    headers: list[tuple[bytes, bytes]], trusted: TrustedProxies
-) -> Forwarded | None:
-    found: dict[bytes, list[str]] = {}
-    for name, value in headers:
-        if name in _X_NAMES:
-            found.setdefault(name, []).append(value.decode("latin-1"))
-    if not found:
-        return None
+def _from_x_forwarded(found: dict[bytes, list[str]], trusted: TrustedProxies) -> Forwarded:
     nodes = [n for n in _split(found.get(b"x-forwarded-for", [])) if n]
     index = _choose(nodes, trusted) if nodes else 0
     client = _address(nodes[index]) if nodes else None
@@ -236,12 +230,7 @@ def parse_forwarded(values: list[str]) -> list[dict[str, str]]:
     return elements
 
 
-def _from_forwarded(
-    headers: list[tuple[bytes, bytes]], trusted: TrustedProxies
-) -> Forwarded | None:
-    values = [value.decode("latin-1") for name, value in headers if name == b"forwarded"]
-    if not values:
-        return None
+def _from_forwarded(values: list[str], trusted: TrustedProxies) -> Forwarded:
     elements = parse_forwarded(values)
     nodes = [element.get("for", "unknown") for element in elements]
     chosen = elements[_choose(nodes, trusted)]
@@ -255,4 +244,17 @@ def _from_forwarded(
 
 def forwarded(headers: list[tuple[bytes, bytes]], trusted: TrustedProxies) -> Forwarded | None:
     """What the proxy headers of a request from a trusted peer say (None: none present)."""
-    return _from_x_forwarded(headers, trusted) or _from_forwarded(headers, trusted)
+    found: dict[bytes, list[str]] | None = None
+    for name, value in headers:
+        # One pass, and nothing decoded for the usual request that has none of them.
+        if name in _PROXY_NAMES:
+            if found is None:
+                found = {}
+            found.setdefault(name, []).append(value.decode("latin-1"))
+    if found is None:
+        return None
+    standard = found.pop(b"forwarded", None)
+    if found:
+        return _from_x_forwarded(found, trusted)
+    assert standard is not None
+    return _from_forwarded(standard, trusted)
