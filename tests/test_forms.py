@@ -387,6 +387,12 @@ async def test_multipart_limits_are_413_and_close_the_connection(
         await stream.send_all(request_bytes("POST", "/limited", list(form_headers().items()), body))
         (response,), clean = parse_responses(await read_until_eof(stream), ["POST"])
         assert response.status == 413 and response.headers["connection"] == "close" and clean
+        # Junk early in a long body: 400 at once, the rest unread, the same clean close.
+        stream = await client.open_stream()
+        junk = f"--{BOUNDARY}XX\r\n".encode() + b"x" * 9000
+        await stream.send_all(request_bytes("POST", "/limited", list(form_headers().items()), junk))
+        (response,), clean = parse_responses(await read_until_eof(stream), ["POST"])
+        assert response.status == 400 and response.headers["connection"] == "close" and clean
     assert os.listdir(spool) == []
 
 
