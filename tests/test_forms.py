@@ -78,7 +78,7 @@ def make_app(spool: Path) -> H3:
 
     @app.post("/form", max_body_size=64 * 2**20)
     async def form(event: H3Event) -> list[list[Any]]:
-        return describe(await event.form(spool_dir=str(spool)))
+        return describe(await event.form(spool_dir=spool))
 
     @app.post("/spooled", max_body_size=64 * 2**20)
     async def spooled(event: H3Event) -> list[list[Any]]:
@@ -102,7 +102,7 @@ def make_app(spool: Path) -> H3:
     @app.post("/form-after-body")
     async def form_after_body(event: H3Event) -> list[list[Any]]:
         await event.body()
-        return describe(await event.form(spool_dir=str(spool)))
+        return describe(await event.form(spool_dir=spool))
 
     return app
 

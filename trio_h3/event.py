@@ -14,6 +14,7 @@ import codecs
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from os import PathLike, fspath
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import parse_qsl
 
@@ -341,7 +342,7 @@ class H3Event:
         max_files: int = ...,
         max_field_size: int = ...,
         spool_max_size: int = ...,
-        spool_dir: str | None = ...,
+        spool_dir: str | PathLike[str] | None = ...,
     ) -> FormData: ...
     @overload
     async def form(
@@ -352,7 +353,7 @@ class H3Event:
         max_files: int = ...,
         max_field_size: int = ...,
         spool_max_size: int = ...,
-        spool_dir: str | None = ...,
+        spool_dir: str | PathLike[str] | None = ...,
     ) -> T: ...
     @overload
     async def form(
@@ -363,7 +364,7 @@ class H3Event:
         max_files: int = ...,
         max_field_size: int = ...,
         spool_max_size: int = ...,
-        spool_dir: str | None = ...,
+        spool_dir: str | PathLike[str] | None = ...,
     ) -> T: ...
     async def form(
         self,
@@ -373,7 +374,7 @@ class H3Event:
         max_files: int = _DEFAULT_LIMITS.max_files,
         max_field_size: int = _DEFAULT_LIMITS.max_field_size,
         spool_max_size: int = _DEFAULT_LIMITS.spool_max_size,
-        spool_dir: str | None = None,
+        spool_dir: str | PathLike[str] | None = None,
     ) -> Any:
         """The body as a form: ``application/x-www-form-urlencoded`` or ``multipart/form-data``.
 
@@ -391,7 +392,8 @@ class H3Event:
         as for :meth:`json`.
         """
         if self._form is None:
-            limits = FormLimits(max_fields, max_files, max_field_size, spool_max_size, spool_dir)
+            directory = None if spool_dir is None else fspath(spool_dir)
+            limits = FormLimits(max_fields, max_files, max_field_size, spool_max_size, directory)
             media_type, _ = parse_media_type(self.headers.get("content-type", ""))
             if media_type == _URLENCODED:
                 self._form = _parse_urlencoded(await self.body(), limits)
