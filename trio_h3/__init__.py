@@ -73,8 +73,10 @@ if TYPE_CHECKING:
         encode_event,
         encode_retry,
     )
-    from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
+    from .types import Handler, Middleware, Mountable, Next, StreamCallback, WebSocketHandler
     from .utils.cookies import delete_cookie, set_cookie
+    from .utils.files import FileResponse
+    from .utils.static import StaticFiles
     from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
@@ -86,6 +88,7 @@ __all__ = [
     "Broadcast",
     "BroadcastStatistics",
     "ClientDisconnected",
+    "FileResponse",
     "CloseFrame",
     "CloseReason",
     "H3Event",
@@ -96,6 +99,7 @@ __all__ = [
     "JSONResponse",
     "Match",
     "Middleware",
+    "Mountable",
     "MultiMapping",
     "Next",
     "PlainTextResponse",
@@ -111,6 +115,7 @@ __all__ = [
     "ServeOptions",
     "Server",
     "ServerSentEvent",
+    "StaticFiles",
     "StreamCallback",
     "StreamClosed",
     "StreamingResponse",
@@ -169,11 +174,14 @@ __getattr__, __dir__ = lazy_exports(
         "encode_retry": ".sse.encoding",
         "Handler": ".types",
         "Middleware": ".types",
+        "Mountable": ".types",
         "Next": ".types",
         "StreamCallback": ".types",
         "WebSocketHandler": ".types",
         "delete_cookie": ".utils.cookies",
         "set_cookie": ".utils.cookies",
+        "FileResponse": ".utils.files",
+        "StaticFiles": ".utils.static",
         "CloseFrame": ".websocket.session",
         "WebSocket": ".websocket.session",
         "WebSocketClosed": ".websocket.session",

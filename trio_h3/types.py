@@ -8,7 +8,7 @@ is also what lets the test client drive the same code over memory streams.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .sse.writer import SSEWriter
     from .websocket.session import WebSocket
 
-__all__ = ["Handler", "Middleware", "Next", "StreamCallback", "WebSocketHandler"]
+__all__ = ["Handler", "Middleware", "Mountable", "Next", "StreamCallback", "WebSocketHandler"]
 
 R = TypeVar("R")
 
@@ -34,6 +34,24 @@ StreamCallback = Callable[..., Awaitable[None]]
 WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
 
 
+class Mountable(Protocol):
+    """What ``app.mount(prefix, thing)`` serves besides an ``H3`` app: ``StaticFiles``,
+    or anything with this one method.
+
+    ``handle_segments(event, segments)`` answers ``event`` for the canonical segments
+    left after the prefix (``event.path`` is still the whole canonical path) and returns
+    what a handler would: a value or a Response, or raises :class:`~trio_h3.HTTPError`.
+    A 404 it raises is a *miss*: when more specific routes of the app take the path for
+    other methods, the client gets their 405 instead, as if the mount were not there.
+    """
+
+    async def handle_segments(
+        self, event: H3Event, segments: Sequence[str], path: str | None = None
+    ) -> Any:
+        """Answer ``event`` for ``segments`` (see the class docstring)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RequestHead:
     """A request head as the parser read it (the wire's event, whatever the parser).
@@ -45,6 +63,22 @@ class RequestHead:
     target: bytes
     http_version: bytes
     headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """``count`` bytes of the open file ``fd`` from ``offset``: a piece of a file body.
+
+    What a file response hands the wire instead of bytes, so the body can go out with
+    ``os.sendfile`` (its ``len`` is what h11's framing counts).
+    """
+
+    fd: int
+    offset: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class RequestIO(Protocol):

@@ -25,6 +25,7 @@ from ..event import H3Event
 from ..response import Response, StreamingResponse, error_response
 from ..sse.response import SSEResponse
 from ..types import RequestHead
+from ..utils.files import FileResponse
 from ..websocket.handshake import WebSocketUpgrade
 from ..websocket.options import WebSocketOptions
 from ..websocket.session import run_websocket
@@ -143,6 +144,13 @@ class Exchange:
             # has nowhere to go.
             return
         try:
+            if not response.prepared:
+                # Returned past the app's own preparation (an on_response replacement).
+                try:
+                    response = await response.prepare(self.event)
+                except HTTPError as error:
+                    response = error_response(error)
+                self.status = response.status
             if isinstance(response, WebSocketUpgrade | SSEResponse):
                 refusal = self.shutdown_refusal()
                 if refusal is not None:
@@ -153,6 +161,8 @@ class Exchange:
                 await self._upgrade(response)
             elif isinstance(response, SSEResponse):
                 await streaming.run_sse(self, response)
+            elif isinstance(response, FileResponse):
+                await streaming.run_file(self, response)
             elif isinstance(response, StreamingResponse):
                 await streaming.run_body(self, response)
             else:

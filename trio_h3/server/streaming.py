@@ -3,9 +3,10 @@
 :func:`open_stream` is the whole of it: send the head, start the stream's *monitor*, run
 the producer inside the stream's cancel scope, then end the body and run the ``on_close``
 hooks, whatever happened (:mod:`trio_h3.sse.stream` decides what each ending means).
-The three forms differ only in who the producer is: the callback (:func:`run_sse`), the
-``async with event.sse()`` block (:func:`inline_stream`), or the body iterator
-(:func:`run_body`).
+The forms differ only in who the producer is: the callback (:func:`run_sse`), the
+``async with event.sse()`` block (:func:`inline_stream`), the body iterator
+(:func:`run_body`), or a file (:func:`run_file`: a download gets the same disconnect
+detection and send deadline as a stream).
 
 The monitor is the one helper task of a stream. It owns the receive side of the socket:
 EOF or a reset means the client left, and it ends the stream at once (no polling). It
@@ -19,6 +20,7 @@ due; a cancelled receive loses no data.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import EllipsisType
@@ -33,6 +35,8 @@ from ..sse.encoding import encode_comment, encode_retry
 from ..sse.response import SSEOptions, SSEResponse
 from ..sse.stream import CloseReason, Stream
 from ..sse.writer import SSEWriter
+from ..types import FilePart
+from ..utils.files import BodyPlan, FileResponse
 
 if TYPE_CHECKING:
     from ..event import H3Event
@@ -229,6 +233,89 @@ async def run_body(ex: Exchange, response: StreamingResponse) -> None:
                     await aclose()
                 except BaseException as exc:
                     await ex.state.guest.contain(exc, "closing a streaming response body")
+
+
+#: Bytes per write of a file body: the send deadline applies to each (a client that
+#: takes ``send_timeout`` to read 256 KiB has stopped reading).
+FILE_CHUNK = 256 * 1024
+
+
+def _open_file(path: str) -> tuple[int, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return fd, os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _same_file(a: os.stat_result | None, b: os.stat_result) -> bool:
+    return a is not None and (a.st_ino, a.st_size, a.st_mtime_ns) == (
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+    )
+
+
+async def run_file(ex: Exchange, response: FileResponse) -> None:
+    """A ``FileResponse``: open the file, check it is the one the head was decided for,
+    then send its plan (``os.sendfile`` on plain TCP, chunks read in a thread else)."""
+    try:
+        await _read_body_first(ex)
+    except HTTPError as error:
+        await ex.send_full(error_response(error))
+        return
+    event = ex.event
+    fd: int | None = None
+    try:
+        if response.plan and ex.wire.body_allowed(response.status):
+            try:
+                fd, current = await ex.run_sync(_open_file, response.path)
+                if not _same_file(response.stat_result, current):
+                    # Changed (or replaced) since it was stat'ed: decide again, so the
+                    # head describes the bytes that will go out.
+                    response.decide(current, event.method, event.headers.get)
+            except OSError:
+                await ex.send_full(error_response(HTTPError(404, "Not Found")))
+                return
+            except HTTPError as error:
+                await ex.send_full(error_response(error))
+                return
+        async with open_stream(ex, response, None) as stream:
+            if stream.is_open and fd is not None:
+                stream.set_producer()
+                try:
+                    await _send_plan(ex, stream, fd, response.plan)
+                except BaseException as exc:
+                    await _producer_failed(
+                        ex, stream, exc, f"file body of {event.method} {event.path}"
+                    )
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+async def _send_plan(ex: Exchange, stream: Stream, fd: int, plan: BodyPlan) -> None:
+    sendfile = ex.wire.can_sendfile
+    for item in plan:
+        if isinstance(item, bytes):
+            await stream.write(item)
+            continue
+        offset, count = item
+        while count:
+            size = min(count, FILE_CHUNK)
+            if sendfile:
+                await stream.write_file(FilePart(fd, offset, size))
+            else:
+                # TLS (or the test client's memory stream): the bytes must pass through
+                # us; read in a worker thread, never on the event loop.
+                data = await ex.run_sync(os.pread, fd, size, offset)
+                if not data:
+                    raise OSError(f"{ex.event.path}: the file ended {count} bytes early")
+                await stream.write(data)
+                size = len(data)
+            offset += size
+            count -= size
 
 
 async def _monitor(ex: Exchange, stream: Stream) -> None:

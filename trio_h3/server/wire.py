@@ -25,7 +25,7 @@ import h11
 import trio
 
 from .. import _sockio as sockio
-from ..types import RequestHead
+from ..types import FilePart, RequestHead
 from .checks import WireError, check_head, request_line_too_long
 
 __all__: list[str] = []
@@ -360,6 +360,40 @@ class Wire:
         else:
             raise ValueError("this response has no body (HEAD, 204, 205 or 304)")
         self.body_bytes += len(data)
+
+    @property
+    def can_sendfile(self) -> bool:
+        """Whether :meth:`send_file` may be used (plain TCP: the raw socket is ours)."""
+        return self._socket is not None
+
+    async def send_file(self, part: FilePart) -> None:
+        """Write ``part`` of an open file as body, with ``os.sendfile`` (plain TCP only).
+
+        h11 frames it without seeing the bytes: ``send_with_data_passthrough`` hands
+        back the framing around the very placeholder it was given (its ``len`` is
+        what a Content-Length or a chunk size counts), and the file goes out in
+        between, so h11's view of the body stays exact.
+        """
+        if self.broken:
+            raise trio.ClosedResourceError("the connection is broken")
+        if self.framing is Framing.NONE:
+            raise ValueError("this response has no body (HEAD, 204, 205 or 304)")
+        if self.framing is Framing.LENGTH:
+            if part.count > self._remaining:
+                raise ValueError("the file body is longer than its Content-Length")
+            self._remaining -= part.count
+        assert self._socket is not None, "send_file needs plain TCP (see can_sendfile)"
+        pieces = self._h11.send_with_data_passthrough(h11.Data(data=part))  # type: ignore[arg-type]
+        try:
+            for piece in pieces or ():
+                if piece is part:
+                    await sockio.sendfile(self._socket, part.fd, part.offset, part.count)
+                else:
+                    await sockio.send_all(self._socket, piece)
+        except BaseException:
+            self._h11.send_failed()
+            raise
+        self.body_bytes += part.count
 
     async def end_body(self) -> None:
         """Write the end of a streamed body (the terminating chunk on HTTP/1.1)."""
