@@ -73,9 +73,20 @@ if TYPE_CHECKING:
         encode_event,
         encode_retry,
     )
-    from .types import Handler, Middleware, Mountable, Next, StreamCallback, WebSocketHandler
+    from .types import (
+        ContentEncoder,
+        Handler,
+        Middleware,
+        Mountable,
+        Next,
+        StreamCallback,
+        WebSocketHandler,
+    )
+    from .utils.compress import compress
     from .utils.cookies import delete_cookie, set_cookie
+    from .utils.cors import cors
     from .utils.files import FileResponse
+    from .utils.sessions import Session, Sessions
     from .utils.static import StaticFiles
     from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
@@ -88,9 +99,10 @@ __all__ = [
     "Broadcast",
     "BroadcastStatistics",
     "ClientDisconnected",
-    "FileResponse",
     "CloseFrame",
     "CloseReason",
+    "ContentEncoder",
+    "FileResponse",
     "H3Event",
     "HTMLResponse",
     "HTTPError",
@@ -115,6 +127,8 @@ __all__ = [
     "ServeOptions",
     "Server",
     "ServerSentEvent",
+    "Session",
+    "Sessions",
     "StaticFiles",
     "StreamCallback",
     "StreamClosed",
@@ -125,6 +139,8 @@ __all__ = [
     "WebSocketHandler",
     "WebSocketOptions",
     "__version__",
+    "compress",
+    "cors",
     "delete_cookie",
     "encode_comment",
     "encode_event",
@@ -173,6 +189,7 @@ __getattr__, __dir__ = lazy_exports(
         "encode_event": ".sse.encoding",
         "encode_retry": ".sse.encoding",
         "Handler": ".types",
+        "ContentEncoder": ".types",
         "Middleware": ".types",
         "Mountable": ".types",
         "Next": ".types",
@@ -181,6 +198,10 @@ __getattr__, __dir__ = lazy_exports(
         "delete_cookie": ".utils.cookies",
         "set_cookie": ".utils.cookies",
         "FileResponse": ".utils.files",
+        "compress": ".utils.compress",
+        "cors": ".utils.cors",
+        "Session": ".utils.sessions",
+        "Sessions": ".utils.sessions",
         "StaticFiles": ".utils.static",
         "CloseFrame": ".websocket.session",
         "WebSocket": ".websocket.session",

@@ -33,6 +33,7 @@ from .errors import HTTPError
 
 if TYPE_CHECKING:
     from .event import H3Event
+    from .types import ContentEncoder
 
 __all__ = [
     "HTMLResponse",
@@ -123,6 +124,9 @@ class Response:
     #: False for a response that must look at the request (or the disk) before its
     #: status and head exist (``FileResponse``): then :meth:`prepare` does.
     prepared = True
+    #: The content coding the server applies to each write of a streamed body, as
+    #: ``compress()`` set it (None: the bytes go out as written).
+    encoder: ContentEncoder | None = None
 
     def __init__(
         self,

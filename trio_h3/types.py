@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from .sse.writer import SSEWriter
     from .websocket.session import WebSocket
 
-__all__ = ["Handler", "Middleware", "Mountable", "Next", "StreamCallback", "WebSocketHandler"]
+__all__ = [
+    "ContentEncoder",
+    "Handler",
+    "Middleware",
+    "Mountable",
+    "Next",
+    "StreamCallback",
+    "WebSocketHandler",
+]
 
 R = TypeVar("R")
 
@@ -32,6 +40,19 @@ Middleware = Callable[["H3Event", Next], Awaitable[Any]]
 StreamCallback = Callable[..., Awaitable[None]]
 #: A WebSocket route handler: ``async def handler(ws) -> None``.
 WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
+
+
+class ContentEncoder(Protocol):
+    """A content coding applied write by write: what ``compress()`` hangs on a streamed
+    response (``response.encoder``), and the server runs on each of its writes."""
+
+    def encode(self, data: bytes) -> bytes:
+        """``data`` coded and flushed: all of it decodable by the client now."""
+        ...
+
+    def finish(self) -> bytes:
+        """The end of the coded stream."""
+        ...
 
 
 class Mountable(Protocol):

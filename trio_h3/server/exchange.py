@@ -151,6 +151,10 @@ class Exchange:
                 except HTTPError as error:
                     response = error_response(error)
                 self.status = response.status
+            if not isinstance(response, WebSocketUpgrade) and not self._run_head_hooks(response):
+                self.status = 500
+                await self.send_full(error_response(HTTPError(500, "Internal Server Error")))
+                return
             if isinstance(response, WebSocketUpgrade | SSEResponse):
                 refusal = self.shutdown_refusal()
                 if refusal is not None:
@@ -171,6 +175,15 @@ class Exchange:
             logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
             self.status = 500
             await self._answer_invalid()
+
+    def _run_head_hooks(self, response: Response) -> bool:
+        """The event's ``before_head`` hooks; False (logged) if one failed."""
+        try:
+            self.event.run_head_hooks(response)
+        except Exception as exc:
+            logger.error("a before_head hook failed on %s", self.describe(), exc_info=exc)
+            return False
+        return True
 
     async def _answer_invalid(self) -> None:
         if self.wire.response_started:

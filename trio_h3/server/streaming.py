@@ -35,8 +35,9 @@ from ..sse.encoding import encode_comment, encode_retry
 from ..sse.response import SSEOptions, SSEResponse
 from ..sse.stream import CloseReason, Stream
 from ..sse.writer import SSEWriter
-from ..types import FilePart
+from ..types import ContentEncoder, FilePart
 from ..utils.files import BodyPlan, FileResponse
+from .wire import Framing, Wire
 
 if TYPE_CHECKING:
     from ..event import H3Event
@@ -89,6 +90,35 @@ def _stream_settings(ex: Exchange, options: SSEOptions | None) -> tuple[float | 
     )
 
 
+class _Coded:
+    """The wire seen through a content coding: each write coded and flushed as a whole,
+    so an SSE event or a body chunk reaches the client at once (RFC 9110 §8.4)."""
+
+    __slots__ = ("_encoder", "_wire")
+
+    def __init__(self, wire: Wire, encoder: ContentEncoder) -> None:
+        self._wire = wire
+        self._encoder = encoder
+
+    async def send_body(self, data: bytes) -> None:
+        coded = self._encoder.encode(data)
+        if coded:
+            await self._wire.send_body(coded)
+
+    async def send_file(self, part: FilePart) -> None:
+        raise TypeError("a file body is not coded on the fly (see compress())")
+
+    async def end_body(self) -> None:
+        if self._wire.framing is not Framing.NONE and not self._wire.broken:
+            tail = self._encoder.finish()
+            if tail:
+                await self._wire.send_body(tail)
+        await self._wire.end_body()
+
+    async def abort(self) -> None:
+        await self._wire.abort()
+
+
 @asynccontextmanager
 async def open_stream(
     ex: Exchange, response: Response, options: SSEOptions | None
@@ -101,8 +131,10 @@ async def open_stream(
     """
     state = ex.state
     ping, timeout = _stream_settings(ex, options)
+    # The one check a content coding costs a stream that has none.
+    transport = ex.wire if response.encoder is None else _Coded(ex.wire, response.encoder)
     stream = Stream(
-        ex.wire,
+        transport,
         state.guest,
         ping_interval=ping,
         send_timeout=timeout,
@@ -190,6 +222,10 @@ async def inline_stream(ex: Exchange, event: H3Event) -> AsyncIterator[SSEWriter
     response = SSEResponse(event, request)
     if event.response_headers.raw:
         response.headers.raw.extend(event.response_headers.raw)
+    # The head goes out now, from inside the handler: what middleware adds as it goes
+    # out (a session's cookie, a content coding) is added here. A hook's error is the
+    # handler's (a 500).
+    event.run_head_hooks(response)
     async with open_stream(ex, response, request.options) as stream:
         stream.set_producer()
         try:

@@ -210,8 +210,10 @@ class FileResponse(Response):
             return
         range_header = header("range")
         # §14.2: Range is defined for GET only; If-Range failing means "send it all".
-        if range_header is None or method != "GET" or not if_range_holds(
-            header("if-range"), etag, last_modified
+        if (
+            range_header is None
+            or method != "GET"
+            or not if_range_holds(header("if-range"), etag, last_modified)
         ):
             self._full(size, whole)
             return

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..datastructures import Headers
+
 __all__: list[str] = []
 
 
@@ -58,3 +60,19 @@ def choose_encoding(header: str | None, available: Sequence[str]) -> str | None:
         if q > best_q:
             best, best_q = coding, q
     return best
+
+
+def add_vary(headers: Headers, name: str) -> None:
+    """Add ``name`` to the ``Vary`` of ``headers`` unless it is there (RFC 9110 §12.5.5).
+
+    One ``Vary`` line is kept (appended to), so middleware that each add theirs do not
+    repeat a name or a header line.
+    """
+    existing = headers.get("vary")
+    if existing is None:
+        headers.set("vary", name)
+        return
+    names = [item.strip().lower() for item in existing.split(",")]
+    if name.lower() in names or "*" in names:
+        return
+    headers.set("vary", f"{existing}, {name}")
