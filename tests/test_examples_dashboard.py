@@ -12,6 +12,7 @@ import brotli
 import pytest
 import trio
 from browser import STEP_MS, chromium
+from playwright.sync_api import Response
 from helpers import RunServer
 from trio.testing import MockClock
 
@@ -59,13 +60,13 @@ async def test_the_dashboard_in_chromium(
             with chromium() as browser:
                 page = browser.new_page()
                 page.set_default_timeout(STEP_MS)
-                encodings = {}
-                page.on(
-                    "response",
-                    lambda r: encodings.setdefault(
-                        r.url.rsplit("/", 1)[1], r.headers.get("content-encoding")
-                    ),
-                )
+                encodings: dict[str, str | None] = {}
+
+                def seen(response: Response) -> None:
+                    name = response.url.rsplit("/", 1)[1]
+                    encodings.setdefault(name, response.headers.get("content-encoding"))
+
+                page.on("response", seen)
                 page.goto(server.url + "/")
                 page.wait_for_selector("#login-form")
                 page.fill("#name", "Ada")

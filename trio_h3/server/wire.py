@@ -383,13 +383,14 @@ class Wire:
                 raise ValueError("the file body is longer than its Content-Length")
             self._remaining -= part.count
         assert self._socket is not None, "send_file needs plain TCP (see can_sendfile)"
-        pieces = self._h11.send_with_data_passthrough(h11.Data(data=part))  # type: ignore[arg-type]
+        data = h11.Data(data=part)  # type: ignore[arg-type]  # h11 only takes its len()
+        pieces: list[object] = list(self._h11.send_with_data_passthrough(data) or ())
         try:
-            for piece in pieces or ():
+            for piece in pieces:
                 if piece is part:
                     await sockio.sendfile(self._socket, part.fd, part.offset, part.count)
                 else:
-                    await sockio.send_all(self._socket, piece)
+                    await sockio.send_all(self._socket, cast(bytes, piece))
         except BaseException:
             self._h11.send_failed()
             raise
