@@ -19,6 +19,7 @@ due; a cancelled receive loses no data.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import AsyncIterator
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from .exchange import Exchange
 
 __all__: list[str] = []
+
+logger = logging.getLogger("trio_h3")
 
 _PING = encode_comment("ping")
 
@@ -302,9 +305,11 @@ async def run_file(ex: Exchange, response: FileResponse) -> None:
         await ex.send_full(error_response(error))
         return
     event = ex.event
-    fd: int | None = None
+    fd = response.take_fd()
     try:
-        if response.plan and ex.wire.body_allowed(response.status):
+        if not (response.plan and ex.wire.body_allowed(response.status)):
+            pass  # HEAD, 304 and friends: the head is all, the file is not read
+        elif fd is None:
             try:
                 fd, current = await ex.run_sync(_open_file, response.path)
                 if not _same_file(response.stat_result, current):
@@ -317,6 +322,9 @@ async def run_file(ex: Exchange, response: FileResponse) -> None:
             except HTTPError as error:
                 await ex.send_full(error_response(error))
                 return
+        if _plan_size(response.plan) <= FILE_CHUNK and not ex.state.streams_cancelled:
+            await _send_small_file(ex, response, fd)
+            return
         async with open_stream(ex, response, None) as stream:
             if stream.is_open and fd is not None:
                 stream.set_producer()
@@ -329,6 +337,43 @@ async def run_file(ex: Exchange, response: FileResponse) -> None:
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _plan_size(plan: BodyPlan) -> int:
+    return sum(len(item) if isinstance(item, bytes) else item[1] for item in plan)
+
+
+async def _send_small_file(ex: Exchange, response: FileResponse, fd: int | None) -> None:
+    """A body that goes out in one write (or none: HEAD, 304), without a stream.
+
+    A stream's monitor task and nursery would cost more than the whole send (a 4 KiB
+    file, a 304): the one write gets the send deadline as a cancel scope instead, and a
+    failed or late write aborts the connection, as a stream's would.
+    """
+    wire = ex.wire
+    timeout = ex.options.send_timeout
+    with trio.move_on_after(math.inf if timeout is None else timeout):
+        try:
+            await ex.send_head(response)
+            if fd is not None:
+                for item in response.plan:
+                    if isinstance(item, bytes):
+                        await wire.send_body(item)
+                    elif wire.can_sendfile:
+                        await wire.send_file(FilePart(fd, *item))
+                    else:
+                        offset, count = item
+                        data = await ex.run_sync(os.pread, fd, count, offset)
+                        if len(data) != count:
+                            raise OSError(f"{ex.event.path}: the file ended early")
+                        await wire.send_body(data)
+            await wire.end_body()
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except (OSError, ValueError) as exc:
+            logger.error("the file body of %s was cut short: %s", ex.describe(), exc)
+    await wire.abort()
 
 
 async def _send_plan(ex: Exchange, stream: Stream, fd: int, plan: BodyPlan) -> None:

@@ -404,7 +404,9 @@ class Wire:
             raise ValueError(
                 f"the streamed body ended {self._remaining} bytes short of its Content-Length"
             )
-        await self._send(self._h11.send(h11.EndOfMessage()) or b"")
+        end = self._h11.send(h11.EndOfMessage())
+        if end:  # nothing at all after a Content-Length body: no empty write
+            await self._send(end)
 
     async def abort(self) -> None:
         """Close the connection now, mid-response if need be (nothing more is written)."""

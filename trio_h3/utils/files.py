@@ -149,6 +149,30 @@ class FileResponse(Response):
         #: The body to send, once prepared (empty for HEAD, 304 and friends).
         self.plan: BodyPlan = []
         self.prepared = False
+        self._fd: int | None = None
+
+    @classmethod
+    def opened(
+        cls, path: str, fd: int, stat_result: os.stat_result, **options: Any
+    ) -> FileResponse:
+        """A response for a file already open as ``fd`` (``stat_result`` its fstat).
+
+        The response owns ``fd``: the server sends from it and closes it, and so does
+        the response if it is dropped unsent. (How ``StaticFiles`` saves a thread hop:
+        it opens the file in the same worker-thread call that found it.)
+        """
+        response = cls(path, stat_result=stat_result, **options)
+        response._fd = fd
+        return response
+
+    def take_fd(self) -> int | None:
+        """The open descriptor, if the response holds one; the caller now owns it."""
+        fd, self._fd = self._fd, None
+        return fd
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
     async def prepare(self, event: H3Event) -> Response:
         """Stat the file (in a worker thread) and decide the status and head.

@@ -15,6 +15,7 @@ sends it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat as stat_module
 from collections.abc import Sequence
@@ -44,6 +45,8 @@ class _Found:
     varies: bool = False
     #: A folder asked for without its trailing slash.
     redirect: bool = False
+    #: The file, opened where it was found (-1 for a redirect).
+    fd: int = -1
 
 
 class StaticFiles:
@@ -140,8 +143,26 @@ class StaticFiles:
                 return None
         if not stat_module.S_ISREG(found.st_mode):
             return None
-        if not self.precompressed:
-            return _Found(path, found, path)
+        chosen = _Found(path, found, path)
+        if self.precompressed:
+            chosen = self._sibling(path, found, accept_encoding)
+        # Opened here, in the same thread call: the response owns the descriptor, and
+        # its fstat is the stat the head is decided from (what is sent is what was seen).
+        try:
+            fd = os.open(chosen.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            opened = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if not stat_module.S_ISREG(opened.st_mode):
+            os.close(fd)
+            return None
+        return dataclasses.replace(chosen, stat=opened, fd=fd)
+
+    def _sibling(self, path: str, found: os.stat_result, accept_encoding: str | None) -> _Found:
         siblings: dict[str, tuple[str, os.stat_result]] = {}
         for encoding, suffix in _PRECOMPRESSED:
             sibling = self._file(path + suffix)
@@ -183,12 +204,13 @@ class StaticFiles:
             if event.query_string:
                 location += "?" + event.query_string
             return RedirectResponse(location, status=307)
-        response = FileResponse(
+        response = FileResponse.opened(
             found.path,
+            found.fd,
+            found.stat,
             media_type=guess_media_type(found.original),
             max_age=self.max_age,
             immutable=self.immutable,
-            stat_result=found.stat,
         )
         if found.encoding is not None:
             response.headers.set("content-encoding", found.encoding)
