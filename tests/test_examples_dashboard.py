@@ -12,8 +12,8 @@ import brotli
 import pytest
 import trio
 from browser import STEP_MS, chromium
-from playwright.sync_api import Response
 from helpers import RunServer
+from playwright.sync_api import Response
 from trio.testing import MockClock
 
 from examples.dashboard import app as dashboard
