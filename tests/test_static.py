@@ -19,7 +19,7 @@ import trustme
 from helpers import RunServer, exchange, parse_responses, request_bytes
 from trio.testing import MockClock
 
-from trio_h3 import H3, FileResponse, H3Event, StaticFiles
+from trio_h3 import H3, FileResponse, H3Event, Sessions, StaticFiles, cors
 from trio_h3.testing import TestClient
 
 BODY = b"0123456789" * 100  # 1,000 bytes
@@ -363,3 +363,20 @@ async def test_file_response_in_the_test_client(autojump_clock: MockClock, tmp_p
         assert (await client.get("/missing")).status == 404
     with pytest.raises(ValueError, match="not a directory"):
         StaticFiles(tmp_path / "a.txt")
+
+
+async def test_the_descriptor_survives_middleware_that_adds_headers(
+    running_server: RunServer, site: Path
+) -> None:
+    # CORS puts its headers on the event, so the app answers with a copy of the
+    # FileResponse: the open file must go with the copy, not be closed with the original.
+    app = H3()
+    app.use(cors(origins="*"))
+    app.use(Sessions(secret="k" * 32))
+    app.mount("/", StaticFiles(site))
+    async with running_server(app) as server, httpx.AsyncClient(base_url=server.url) as client:
+        for _ in range(20):
+            r = await client.get("/data.bin", headers={"origin": "https://a.example"})
+            assert r.content == BODY and r.headers["access-control-allow-origin"] == "*"
+            r = await client.get("/style.css")
+            assert r.text.startswith("body { color: red; }")

@@ -170,6 +170,14 @@ class FileResponse(Response):
         fd, self._fd = self._fd, None
         return fd
 
+    def __copy__(self) -> FileResponse:
+        # A copy (the app adds the event's headers to one) takes the descriptor over:
+        # two owners would close it twice, the second time maybe someone else's.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        self._fd = None
+        return clone
+
     def __del__(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
