@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import brotli
 import h11
@@ -16,7 +17,15 @@ import trio
 from helpers import H11Client, RunServer
 from trio.testing import MockClock
 
-from trio_h3 import H3, H3Event, Response, SSEWriter, StreamingResponse, compress
+from trio_h3 import (
+    H3,
+    H3Event,
+    Response,
+    SSEWriter,
+    StaticFiles,
+    StreamingResponse,
+    compress,
+)
 from trio_h3.testing import TestClient
 
 TEXT = "trio-h3 compresses this line. " * 100  # 3,000 bytes of text
@@ -199,3 +208,43 @@ async def test_gzip_sse_over_a_real_socket(running_server: RunServer) -> None:
         async with httpx.AsyncClient(base_url=server.url) as http:
             r = await http.get("/text", headers={"accept-encoding": "br"})
             assert r.headers["content-encoding"] == "br" and r.text == TEXT
+
+
+async def test_files_are_coded_unless_ranged_or_precompressed(
+    running_server: RunServer, tmp_path: Path
+) -> None:
+    css = ("a { color: red; }\n" * 20000).encode()  # 360 KB: more than one read
+    (tmp_path / "big.css").write_bytes(css)
+    (tmp_path / "tiny.css").write_text("a{}")
+    (tmp_path / "pre.css").write_bytes(css)
+    (tmp_path / "pre.css.gz").write_bytes(gzip.compress(css))
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG" + bytes(2000))
+    app = H3()
+    app.use(compress())
+    app.mount("/", StaticFiles(tmp_path, precompressed=True))
+    plain = H3()
+    plain.use(compress(files=False))
+    plain.mount("/", StaticFiles(tmp_path))
+    gz = {"accept-encoding": "gzip"}
+    async with running_server(app) as server, httpx.AsyncClient(base_url=server.url) as client:
+        r = await client.get("/big.css", headers={"accept-encoding": "br"})
+        assert r.headers["content-encoding"] == "br" and r.content == css  # httpx decodes
+        assert "content-length" not in r.headers and r.headers["vary"] == "Accept-Encoding"
+        etag = r.headers["etag"]
+        assert etag.startswith('W/"')
+        r = await client.get("/big.css", headers={**gz, "if-none-match": etag})
+        assert r.status_code == 304 and r.headers["vary"] == "Accept-Encoding"
+        r = await client.get("/big.css", headers={**gz, "range": "bytes=0-9"})
+        assert r.status_code == 206 and "content-encoding" not in r.headers
+        assert r.content == css[:10]
+        r = await client.head("/big.css", headers=gz)
+        assert r.headers["content-encoding"] == "gzip" and r.content == b""
+        for path in ("/tiny.css", "/photo.png"):
+            r = await client.get(path, headers=gz)
+            assert "content-encoding" not in r.headers, path
+        r = await client.get("/pre.css", headers=gz)  # the sibling, as it is
+        assert r.headers["content-encoding"] == "gzip" and r.headers["etag"].startswith('"')
+        assert int(r.headers["content-length"]) == (tmp_path / "pre.css.gz").stat().st_size
+    async with running_server(plain) as server, httpx.AsyncClient(base_url=server.url) as client:
+        r = await client.get("/big.css", headers=gz)
+        assert "content-encoding" not in r.headers and r.content == css

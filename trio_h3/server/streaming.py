@@ -314,22 +314,27 @@ async def run_file(ex: Exchange, response: FileResponse) -> None:
                 fd, current = await ex.run_sync(_open_file, response.path)
                 if not _same_file(response.stat_result, current):
                     # Changed (or replaced) since it was stat'ed: decide again, so the
-                    # head describes the bytes that will go out.
+                    # head describes the bytes that will go out (as they are: a coding
+                    # chosen for the old head is dropped).
                     response.decide(current, event.method, event.headers.get)
+                    if response.encoder is not None:
+                        response.encoder = None
+                        response.headers.delete("content-encoding")
             except OSError:
                 await ex.send_full(error_response(HTTPError(404, "Not Found")))
                 return
             except HTTPError as error:
                 await ex.send_full(error_response(error))
                 return
-        if _plan_size(response.plan) <= FILE_CHUNK and not ex.state.streams_cancelled:
+        small = _plan_size(response.plan) <= FILE_CHUNK
+        if small and response.encoder is None and not ex.state.streams_cancelled:
             await _send_small_file(ex, response, fd)
             return
         async with open_stream(ex, response, None) as stream:
             if stream.is_open and fd is not None:
                 stream.set_producer()
                 try:
-                    await _send_plan(ex, stream, fd, response.plan)
+                    await _send_plan(ex, stream, fd, response)
                 except BaseException as exc:
                     await _producer_failed(
                         ex, stream, exc, f"file body of {event.method} {event.path}"
@@ -376,8 +381,10 @@ async def _send_small_file(ex: Exchange, response: FileResponse, fd: int | None)
     await wire.abort()
 
 
-async def _send_plan(ex: Exchange, stream: Stream, fd: int, plan: BodyPlan) -> None:
-    sendfile = ex.wire.can_sendfile
+async def _send_plan(ex: Exchange, stream: Stream, fd: int, response: FileResponse) -> None:
+    # A coded body passes through the encoder: read, never sendfile.
+    sendfile = ex.wire.can_sendfile and response.encoder is None
+    plan = response.plan
     for item in plan:
         if isinstance(item, bytes):
             await stream.write(item)

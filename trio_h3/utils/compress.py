@@ -14,9 +14,13 @@ sees the final response of any kind, error responses and inline SSE streams incl
   ``Cache-Control: no-transform`` (RFC 9111 §5.2.2.6), partial content (206, or any
   ``Content-Range``: ranges are of the identity representation, RFC 9110 §14), media
   types that do not compress (images, video, audio, archives, fonts already compressed:
-  only the types :func:`is_compressible` lists are), statuses without content, and
-  files (a ``FileResponse`` goes out by ``os.sendfile``, zero-copy; ship ``.br``/``.gz``
-  beside them and use ``StaticFiles(precompressed=True)``).
+  only the types :func:`is_compressible` lists are) and statuses without content.
+
+A ``FileResponse`` (``StaticFiles``) of a compressible type is coded too, read in chunks
+instead of going out by ``os.sendfile``; a Range request still gets the file itself, and
+a precompressed sibling (``StaticFiles(precompressed=True)``) is sent as it is, with no
+work at all: the better choice for assets known at build time. ``files=False`` keeps
+every file on the zero-copy path.
 
 Whenever the answer could have been compressed, ``Vary: Accept-Encoding`` is added (304s
 included, RFC 9110 §15.4.5), so a cache never hands gzip to a client that did not ask for
@@ -124,7 +128,15 @@ def _weaken_etag(response: Response) -> None:
 
 
 class _Settings:
-    __slots__ = ("brotli_quality", "full", "gzip_level", "media_types", "minimum_size", "streams")
+    __slots__ = (
+        "brotli_quality",
+        "files",
+        "full",
+        "gzip_level",
+        "media_types",
+        "minimum_size",
+        "streams",
+    )
 
     def __init__(
         self,
@@ -133,7 +145,9 @@ class _Settings:
         brotli_quality: int,
         use_brotli: bool,
         media_types: Callable[[str], bool],
+        files: bool,
     ) -> None:
+        self.files = files
         self.minimum_size = minimum_size
         self.gzip_level = gzip_level
         self.brotli_quality = brotli_quality
@@ -145,10 +159,14 @@ class _Settings:
         self.full = ("br", "gzip") if with_brotli else ("gzip",)
         self.streams = ("gzip", "br") if with_brotli else ("gzip",)
 
-    def encoder(self, coding: str) -> ContentEncoder:
+    def encoder(self, coding: str, *, small: bool) -> ContentEncoder:
+        # ``small``: a long-lived stream of small writes (SSE), where memory per stream
+        # counts more than the last percent of ratio; a file gets the full windows.
         if coding == "br":
-            return BrotliEncoder(self.brotli_quality, window_bits=16)
-        return GzipEncoder(self.gzip_level, window_bits=12, mem_level=5)
+            return BrotliEncoder(self.brotli_quality, window_bits=16 if small else 22)
+        if small:
+            return GzipEncoder(self.gzip_level, window_bits=12, mem_level=5)
+        return GzipEncoder(self.gzip_level)
 
     def compress_whole(self, coding: str, body: bytes) -> bytes:
         if coding == "br":
@@ -158,28 +176,44 @@ class _Settings:
         return encoder.compress(body) + encoder.flush()
 
 
+def _known_size(response: Response) -> int | None:
+    """The body's size when it is known before sending (None: a stream's)."""
+    if isinstance(response, FileResponse):
+        stat_result = response.stat_result
+        return None if stat_result is None else stat_result.st_size
+    return None if response.streaming else len(response.body)
+
+
 def _on_head(settings: _Settings, accept: str | None, response: Response) -> None:
     status = response.status
-    if status in (204, 205) or isinstance(response, FileResponse):
+    if status in (204, 205):
+        return
+    is_file = isinstance(response, FileResponse)
+    if is_file and not settings.files:
         return
     headers = response.headers
     if status == 206 or "content-range" in headers or "content-encoding" in headers:
         return
     if "no-transform" in headers.get("cache-control", "").lower():
         return
-    media = headers.get("content-type")
+    if isinstance(response, FileResponse):
+        media = response.content_type  # a 304 sends none, and still varies
+    else:
+        media = headers.get("content-type")
     if media is None or not settings.media_types(media):
         return
-    if not response.streaming and status != 304 and len(response.body) < settings.minimum_size:
+    size = _known_size(response)
+    if size is not None and status != 304 and size < settings.minimum_size:
         return
     add_vary(headers, "Accept-Encoding")
     if status == 304:
         return
-    coding = choose_encoding(accept, settings.streams if response.streaming else settings.full)
+    streamed = response.streaming and not is_file
+    coding = choose_encoding(accept, settings.streams if streamed else settings.full)
     if coding is None:
         return
     if response.streaming:
-        response.encoder = settings.encoder(coding)
+        response.encoder = settings.encoder(coding, small=streamed)
     else:
         compressed = settings.compress_whole(coding, response.body)
         if len(compressed) >= len(response.body):
@@ -197,6 +231,7 @@ def compress(
     brotli_quality: int = 4,
     brotli: bool = True,
     media_types: Callable[[str], bool] = is_compressible,
+    files: bool = True,
 ) -> Middleware:
     """Middleware: gzip (and br, with the ``brotli`` package) as ``Accept-Encoding`` asks.
 
@@ -205,7 +240,9 @@ def compress(
     1-9 (default 6, zlib's); ``brotli_quality`` 0-11 (default 4: close to gzip's speed,
     smaller output; 11 is for build-time compression). ``brotli=False`` offers gzip
     only. ``media_types(content_type) -> bool`` decides what is worth compressing
-    (default :func:`is_compressible`). Every SSE event and ``StreamingResponse`` chunk is
+    (default :func:`is_compressible`). ``files=False`` leaves ``FileResponse`` /
+    ``StaticFiles`` bodies to ``os.sendfile`` (ship ``.br``/``.gz`` files with
+    ``precompressed=True`` instead). Every SSE event and ``StreamingResponse`` chunk is
     flushed as it is written. See the module docstring for what is left alone.
     """
     if isinstance(minimum_size, bool) or minimum_size < 0:
@@ -214,7 +251,7 @@ def compress(
         raise ValueError(f"gzip_level must be 1 to 9, not {gzip_level!r}")
     if not 0 <= brotli_quality <= 11:
         raise ValueError(f"brotli_quality must be 0 to 11, not {brotli_quality!r}")
-    settings = _Settings(minimum_size, gzip_level, brotli_quality, brotli, media_types)
+    settings = _Settings(minimum_size, gzip_level, brotli_quality, brotli, media_types, files)
 
     async def compression(event: H3Event, next: Next) -> Any:
         event.before_head(partial(_on_head, settings, event.headers.get("accept-encoding")))

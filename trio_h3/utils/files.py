@@ -136,6 +136,8 @@ class FileResponse(Response):
             b"", status, headers, media_type if media_type is not None else guess_media_type(path)
         )
         self.path = path
+        #: The file's media type (kept here too: a 304 sends no Content-Type).
+        self.content_type = self.headers.get("content-type")
         self.content_status = status
         self.max_age = max_age
         self.immutable = immutable
