@@ -321,9 +321,13 @@ async def test_large_file_by_sendfile_and_over_tls_in_chunks(
 ) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
     (tmp_path / "big.bin").write_bytes(data)
+    (tmp_path / "index.html").write_text("<h1>files</h1>")
     app = H3()
     app.mount("/files", StaticFiles(tmp_path))
     async with running_server(app) as server, httpx.AsyncClient() as client:
+        r = await client.get(f"{server.url}/files")  # the mount's own folder: to its slash
+        assert (r.status_code, r.headers["location"]) == (307, "/files/")
+        assert (await client.get(f"{server.url}/files/")).text == "<h1>files</h1>"
         r = await client.get(f"{server.url}/files/big.bin")
         assert r.content == data
         r = await client.get(f"{server.url}/files/big.bin", headers={"range": "bytes=1000000-"})

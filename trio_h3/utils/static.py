@@ -193,7 +193,7 @@ class StaticFiles:
         # A Range asks for bytes of the file itself, never of a compressed sibling (the
         # offsets and If-Range validators must mean one thing).
         accept = None if "range" in event.headers else event.headers.get("accept-encoding")
-        slash = event.raw_path.endswith("/") or not segments
+        slash = event.raw_path.endswith("/")
         found = await event.run_sync(self._lookup, segments, slash, accept)
         if found is None:
             raise HTTPError(404, "Not Found")
