@@ -259,7 +259,9 @@ async def test_symlinks_and_hidden_files_when_asked(running_server: RunServer, s
         assert (await client.get("/escape")).text == "outside the root"
         assert (await client.get("/.env")).text == "SECRET=1"
         # The canonical path still refuses to climb, whatever the options.
-        raw = await exchange(server.port, request_bytes("GET", "/../outside.txt", [("connection", "close")]))
+        raw = await exchange(
+            server.port, request_bytes("GET", "/../outside.txt", [("connection", "close")])
+        )
         assert raw.startswith(b"HTTP/1.1 400")
 
 
@@ -287,7 +289,9 @@ async def test_index_redirect_and_the_mount_at_root_falling_through(
             )
         # "//host/x" as a folder must not redirect off-site.
         (site / "evil.example").mkdir()
-        raw = await exchange(server.port, request_bytes("GET", "//evil.example", [("connection", "close")]))
+        raw = await exchange(
+            server.port, request_bytes("GET", "//evil.example", [("connection", "close")])
+        )
         (response,), _ = parse_responses(raw, ["GET"])
         assert response.headers["location"] == "/evil.example/"
 
