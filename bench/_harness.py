@@ -252,15 +252,21 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
 
 @contextlib.contextmanager
 def run_server(
-    name: str, script: str, args: Sequence[str] = (), core: int = SERVER_CORE
+    name: str,
+    script: str,
+    args: Sequence[str] = (),
+    core: int = SERVER_CORE,
+    python: str = sys.executable,
 ) -> Iterator[ServerProcess]:
-    """Start `python bench/<script> --port N [args]` pinned to `core`; always stop it."""
+    """Start `python bench/<script> --port N [args]` pinned to `core`; always stop it.
+
+    ``python``: another interpreter (a peer framework's own virtualenv)."""
     port = free_port()
     log_file = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
     log_path = Path(log_file.name)
     cmd = [
         "taskset", "-c", str(core),
-        sys.executable, str(BENCH_DIR / script), "--host", HOST, "--port", str(port), *args,
+        python, str(BENCH_DIR / script), "--host", HOST, "--port", str(port), *args,
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd,

@@ -649,9 +649,24 @@ async def test_mount_serves_sub_app_routes_and_middleware_under_a_prefix(
         assert r.headers["allow"] == "POST"
 
 
-def test_mount_at_root_is_refused() -> None:
-    with pytest.raises(ValueError):
-        H3().mount("/", H3())
+async def test_an_app_mounted_at_root_is_the_last_resort(autojump_clock: MockClock) -> None:
+    site = H3()
+
+    @site.get("/**")
+    async def page(event: H3Event) -> str:
+        return f"site {event.path}"
+
+    app = H3()
+    app.mount("/", site)  # before the API routes: the order does not matter
+
+    @app.get("/api/users")
+    async def users(event: H3Event) -> str:
+        return "api"
+
+    async with TestClient(app) as client:
+        assert (await client.get("/api/users")).text == "api"
+        assert (await client.get("/about/team")).text == "site /about/team"
+        assert (await client.get("/")).text == "site /"
 
 
 async def test_lifespan_runs_around_serving_with_a_background_task(

@@ -65,15 +65,18 @@ async def test_threads_are_bounded_by_thread_limit(running_server: RunServer) ->
     async with running_server(app, thread_limit=2) as server:
         limits = httpx.Limits(max_connections=10)
         async with httpx.AsyncClient(base_url=server.url, limits=limits) as client:
+            threads = server.server.state.threads
             async with trio.open_nursery() as nursery:
                 for _ in range(5):
                     nursery.start_soon(client.get, "/work")
-                with trio.fail_after(10):
-                    while server.server.state.threads.borrowed_tokens < 2:
-                        await trio.sleep(0.01)
-                # Bounded: three requests wait for a token, none runs beside the two.
-                assert server.server.state.threads.statistics().tasks_waiting == 3
-                release.set()
+                try:
+                    # All five requests arrive: two run, three wait for a token (bounded).
+                    with trio.fail_after(10):
+                        while threads.statistics().tasks_waiting < 3:
+                            await trio.sleep(0.01)
+                    assert threads.borrowed_tokens == 2
+                finally:
+                    release.set()
     assert peak == 2
 
 

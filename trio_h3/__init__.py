@@ -75,10 +75,23 @@ if TYPE_CHECKING:
         encode_event,
         encode_retry,
     )
-    from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
+    from .types import (
+        ContentEncoder,
+        Handler,
+        Middleware,
+        Mountable,
+        Next,
+        StreamCallback,
+        WebSocketHandler,
+    )
     from .utils.auth import basic_auth, basic_credentials, constant_time_equals
+    from .utils.compress import compress
     from .utils.cookies import delete_cookie, set_cookie
+    from .utils.cors import cors
+    from .utils.files import FileResponse
     from .utils.forms import UploadFile
+    from .utils.sessions import Session, Sessions
+    from .utils.static import StaticFiles
     from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
@@ -92,6 +105,8 @@ __all__ = [
     "ClientDisconnected",
     "CloseFrame",
     "CloseReason",
+    "ContentEncoder",
+    "FileResponse",
     "FormData",
     "H3Event",
     "HTMLResponse",
@@ -101,6 +116,7 @@ __all__ = [
     "JSONResponse",
     "Match",
     "Middleware",
+    "Mountable",
     "MultiMapping",
     "Next",
     "PlainTextResponse",
@@ -116,6 +132,9 @@ __all__ = [
     "ServeOptions",
     "Server",
     "ServerSentEvent",
+    "Session",
+    "Sessions",
+    "StaticFiles",
     "StreamCallback",
     "StreamClosed",
     "StreamingResponse",
@@ -128,7 +147,9 @@ __all__ = [
     "__version__",
     "basic_auth",
     "basic_credentials",
+    "compress",
     "constant_time_equals",
+    "cors",
     "delete_cookie",
     "encode_comment",
     "encode_event",
@@ -178,7 +199,9 @@ __getattr__, __dir__ = lazy_exports(
         "encode_event": ".sse.encoding",
         "encode_retry": ".sse.encoding",
         "Handler": ".types",
+        "ContentEncoder": ".types",
         "Middleware": ".types",
+        "Mountable": ".types",
         "Next": ".types",
         "StreamCallback": ".types",
         "WebSocketHandler": ".types",
@@ -188,6 +211,12 @@ __getattr__, __dir__ = lazy_exports(
         "delete_cookie": ".utils.cookies",
         "set_cookie": ".utils.cookies",
         "UploadFile": ".utils.forms",
+        "FileResponse": ".utils.files",
+        "compress": ".utils.compress",
+        "cors": ".utils.cors",
+        "Session": ".utils.sessions",
+        "Sessions": ".utils.sessions",
+        "StaticFiles": ".utils.static",
         "CloseFrame": ".websocket.session",
         "WebSocket": ".websocket.session",
         "WebSocketClosed": ".websocket.session",

@@ -11,10 +11,11 @@ BrokenResourceError. TLS and in-memory streams keep the stream API.
 from __future__ import annotations
 
 import errno
+import os
 
 import trio
 
-__all__ = ["raw_socket", "receive_some", "send_all"]
+__all__ = ["raw_socket", "receive_some", "send_all", "sendfile"]
 
 _RECEIVE_SIZE = 64 * 1024
 
@@ -48,3 +49,30 @@ async def receive_some(sock: trio.socket.SocketType, max_bytes: int | None = Non
         return await sock.recv(_RECEIVE_SIZE if max_bytes is None else max_bytes)
     except OSError as exc:
         raise _translate(exc) from exc
+
+
+async def sendfile(sock: trio.socket.SocketType, fd: int, offset: int, count: int) -> None:
+    """Send ``count`` bytes of file ``fd`` from ``offset`` with ``os.sendfile`` (zero-copy).
+
+    The socket is non-blocking (trio's), so a full send buffer is ``BlockingIOError``:
+    wait until it is writable. After every call that moved bytes the task checkpoints,
+    so a fast local client cannot keep the loop to itself for a whole file. A file that
+    ends before ``count`` bytes (truncated while being sent) is an OSError: the framing
+    the head promised cannot be kept.
+    """
+    out = sock.fileno()
+    while count:
+        try:
+            sent = os.sendfile(out, fd, offset, count)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.EBADF, errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                raise _translate(exc) from exc
+            raise
+        if sent == 0:
+            raise OSError(errno.EIO, f"the file ended {count} bytes early (truncated?)")
+        offset += sent
+        count -= sent
+        await trio.lowlevel.checkpoint()

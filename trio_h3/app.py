@@ -29,7 +29,7 @@ from .middleware import MiddlewareStack
 from .response import Response, error_response, to_response
 from .router import ANY_METHOD, Router, split_pattern
 from .sse.response import sse_response
-from .types import Handler, Middleware, WebSocketHandler
+from .types import Handler, Middleware, Mountable, WebSocketHandler
 from .websocket.handshake import WebSocketUpgrade, check_upgrade_request
 
 if TYPE_CHECKING:
@@ -97,8 +97,9 @@ class Route:
     max_body_size: Any = _UNSET
     #: The whole-body deadline of this route (``_UNSET``: the server's; None: none).
     body_timeout: Any = _UNSET
-    #: A mounted app this route hands the rest of the path to.
-    mounted: H3 | None = None
+    #: A mounted app (or :class:`~trio_h3.types.Mountable`) this route hands the rest
+    #: of the path to.
+    mounted: H3 | Mountable | None = None
     #: Route-level options (WebSocket settings).
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -333,21 +334,28 @@ class H3:
         self.middleware.add(first)
         return first
 
-    def mount(self, prefix: str, app: H3) -> None:
+    def mount(self, prefix: str, app: H3 | Mountable) -> None:
         """Serve ``app`` under ``prefix`` (``/api`` -> ``/api/...``).
 
-        The prefix may capture params (``/orgs/:org``); they reach the sub-app's
-        handlers. The sub-app's middleware, hooks and ``debug`` apply to its routes, and
-        this app's middleware wraps them.
+        ``app`` is an :class:`H3` app or any :class:`~trio_h3.types.Mountable`
+        (``StaticFiles``). The prefix may capture params (``/orgs/:org``); they reach the
+        sub-app's handlers. The sub-app's middleware, hooks and ``debug`` apply to its
+        routes, and this app's middleware wraps them.
+
+        ``prefix`` may be ``"/"``: the mount is then the app's last resort, since a
+        ``**`` pattern loses to every other route whatever the registration order
+        (``app.mount("/", StaticFiles("site"))`` next to API routes). A miss there is a
+        404 only when nothing else takes the path: a path that routes take for other
+        methods gets their 405.
         """
         segments = split_pattern(prefix)
-        if not segments:
-            raise ValueError("mount prefix must not be '/'")
         clean = "/" + "/".join(segments)
-        pattern = f"{clean}/**"
-        route = Route(ANY_METHOD, pattern, _mount_placeholder, app, app, mounted=app)
+        pattern = f"{clean.rstrip('/')}/**"
+        owner = app if isinstance(app, H3) else self
+        route = Route(ANY_METHOD, pattern, _mount_placeholder, owner, app, mounted=app)
         self.router.add(ANY_METHOD, pattern, route, keep_segments=True)
-        self._mounted.append((clean, app))
+        if isinstance(app, H3):
+            self._mounted.append((clean, app))
 
     def lifespan(self, fn: Lifespan) -> Lifespan:
         """Set the lifespan: entered before the first request, exited on shutdown.
@@ -400,6 +408,8 @@ class H3:
                 response = sse_response(event, event.sse_request, value)
             else:
                 response = to_response(value, event.status, event.response_headers)
+                if not response.prepared:
+                    response = await response.prepare(event)
         except Exception as exc:
             response = await self._handle_error(event, exc)
             response = _add_event_headers(response, event)
@@ -433,8 +443,12 @@ class H3:
             if route is not None:
                 if route.mounted is not None:
                     assert match is not None
-                    response = await route.mounted.handle_segments(event, match.rest)
-                    event.app = self
+                    try:
+                        response = await route.mounted.handle_segments(event, match.rest)
+                    except HTTPError as error:
+                        raise _miss(error, event, match.allowed) from None
+                    finally:
+                        event.app = self
                     return response
                 return await route.handler(event)
             if match is not None:
@@ -472,6 +486,21 @@ class H3:
 
     def __repr__(self) -> str:
         return f"<H3 with {len(self.router.routes())} routes>"
+
+
+def _miss(error: HTTPError, event: H3Event, allowed: list[str]) -> HTTPError:
+    """A mount's 404 (or 405) where more specific routes take other methods: their 405."""
+    if not allowed or error.status not in (404, 405):
+        return error
+    methods = set(allowed)
+    for name, value in error.headers:
+        if name.lower() == "allow":
+            methods.update(m.strip() for m in value.split(",") if m.strip())
+    return HTTPError(
+        405,
+        f"Method {event.method} is not allowed for {event.path}",
+        headers=[("allow", ", ".join(sorted(methods)))],
+    )
 
 
 async def _mount_placeholder(event: H3Event) -> Any:  # pragma: no cover - never called

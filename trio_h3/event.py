@@ -29,13 +29,14 @@ from .datastructures import (
 )
 from .errors import HTTPError
 from .paths import canonical_path
-from .response import check_status
+from .response import Response, check_status
 from .sse.response import SSEOptions, SSERequest, check_callback
 from .types import FormLimits, RequestIO, StreamCallback
 from .validation import validate_async, validate_sync
 
 if TYPE_CHECKING:
     from .sse.writer import SSEWriter
+    from .utils.sessions import Session
 
 __all__ = ["H3Event"]
 
@@ -93,6 +94,10 @@ def _parse_urlencoded(body: bytes, limits: FormLimits) -> FormData:
     return FormData(items)
 
 
+#: Where the ``Sessions`` middleware puts the request's session in ``event.context``.
+SESSION_KEY = "trio_h3.session"
+
+
 def _split_target(target: bytes) -> tuple[str, str, str | None]:
     """``(raw path, query, authority)``; the authority of an absolute-form target."""
     raw_path, _, query = target.partition(b"?")
@@ -120,6 +125,7 @@ class H3Event:
         "_body",
         "_cookies",
         "_form",
+        "_head_hooks",
         "_headers",
         "_host",
         "_path_error",
@@ -191,6 +197,7 @@ class H3Event:
         self.params: dict[str, str] = {}
         self.context: dict[str, Any] = {}
         self._status: int | None = None
+        self._head_hooks: list[Callable[[Response], None]] | None = None
         self.response_headers = Headers()
         #: The app serving the request (a mounted sub-app sets itself while it runs).
         self.app: Any = None
@@ -262,6 +269,37 @@ class H3Event:
     @status.setter
     def status(self, value: int | None) -> None:
         self._status = None if value is None else check_status(value)
+
+    def before_head(self, hook: Callable[[Response], None]) -> None:
+        """Run ``hook(response)`` just before the response's head is written.
+
+        For middleware that must see, or add to, exactly what goes out whatever the kind
+        of response: a complete one, a ``StreamingResponse``, a file, an SSE stream in
+        either form (the inline form sends its head from inside the handler, before any
+        middleware's code after ``next()`` could run). Hooks run once, in the order they
+        were added, after ``on_response``; they may change the response's headers (and a
+        complete response's body) but not replace it.
+        """
+        if self._head_hooks is None:
+            self._head_hooks = []
+        self._head_hooks.append(hook)
+
+    def run_head_hooks(self, response: Response) -> None:
+        """Run the :meth:`before_head` hooks on ``response`` (the server's use; once)."""
+        hooks, self._head_hooks = self._head_hooks, None
+        for hook in hooks or ():
+            hook(response)
+
+    @property
+    def session(self) -> Session:
+        """The request's session, a dict-like sealed into a cookie (``Sessions``)."""
+        session = self.context.get(SESSION_KEY)
+        if session is None:
+            raise RuntimeError(
+                "event.session needs the Sessions middleware: "
+                "app.use(Sessions(secret=...)) before the routes that use it"
+            )
+        return session  # type: ignore[no-any-return]
 
     # -- the body --------------------------------------------------------------------
 

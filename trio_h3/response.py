@@ -26,10 +26,14 @@ import json
 import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .datastructures import Headers
 from .errors import HTTPError
+
+if TYPE_CHECKING:
+    from .event import H3Event
+    from .types import ContentEncoder
 
 __all__ = [
     "HTMLResponse",
@@ -117,6 +121,12 @@ class Response:
     media_type: str | None = None
     #: True for responses whose body is produced while it is being sent.
     streaming = False
+    #: False for a response that must look at the request (or the disk) before its
+    #: status and head exist (``FileResponse``): then :meth:`prepare` does.
+    prepared = True
+    #: The content coding the server applies to each write of a streamed body, as
+    #: ``compress()`` set it (None: the bytes go out as written).
+    encoder: ContentEncoder | None = None
 
     def __init__(
         self,
@@ -139,6 +149,11 @@ class Response:
                 f"Content-Length {declared} does not match the body ({len(self.body)} bytes); "
                 "leave it out, the server sets it"
             )
+
+    async def prepare(self, event: H3Event) -> Response:
+        """Settle status and head for ``event`` (the app awaits it while ``prepared`` is
+        False; a plain response is ready as built)."""
+        return self
 
     def render(self, body: Any) -> bytes:
         """Turn the constructor's ``body`` into bytes."""

@@ -70,8 +70,10 @@ class Match(Generic[T]):
     """The result of :meth:`Router.lookup`.
 
     ``route`` is the route for the method, or None when the path exists but not for
-    this method (then ``allowed`` lists the methods that do: a 405). ``rest`` is what a
-    ``**`` route matched, as segments (how ``mount`` hands a path to a sub-app).
+    this method (then ``allowed`` lists the methods that do: a 405). A route found by a
+    catch-all after more specific patterns refused the method has ``allowed`` set to
+    what those take. ``rest`` is what a ``**`` route matched, as segments (how
+    ``mount`` hands a path to a sub-app).
     """
 
     route: T | None
@@ -184,18 +186,26 @@ class Router(Generic[T]):
         if found is None:
             if not near:
                 return None
-            allowed: set[str] = set()
-            for table, _, _ in near:
-                allowed.update(m for m in table if m != ANY_METHOD)
-            if "GET" in allowed:
-                allowed.add("HEAD")
             table, values, rest = near[0]
             leaf = next(iter(table.values()))
             return Match(
-                None, self._params(leaf, values, rest), sorted(allowed), leaf.pattern, rest
+                None, self._params(leaf, values, rest), self._allowed(near), leaf.pattern, rest
             )
         leaf, values, rest = found
-        return Match(leaf.route, self._params(leaf, values, rest), [], leaf.pattern, rest)
+        # A catch-all found after more specific patterns refused the method (a mount
+        # at "/" under API routes): ``allowed`` says what those patterns take, so the
+        # mount's miss can still be the 405 it would be without it.
+        allowed = self._allowed(near) if near else []
+        return Match(leaf.route, self._params(leaf, values, rest), allowed, leaf.pattern, rest)
+
+    @staticmethod
+    def _allowed(near: _Near) -> list[str]:
+        allowed: set[str] = set()
+        for table, _, _ in near:
+            allowed.update(m for m in table if m != ANY_METHOD)
+        if "GET" in allowed:
+            allowed.add("HEAD")
+        return sorted(allowed)
 
     @staticmethod
     def _params(leaf: _Leaf[Any], values: list[str], rest: tuple[str, ...]) -> dict[str, str]:

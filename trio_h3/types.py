@@ -8,7 +8,7 @@ is also what lets the test client drive the same code over memory streams.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from .sse.writer import SSEWriter
     from .websocket.session import WebSocket
 
-__all__ = ["Handler", "Middleware", "Next", "StreamCallback", "WebSocketHandler"]
+__all__ = [
+    "ContentEncoder",
+    "Handler",
+    "Middleware",
+    "Mountable",
+    "Next",
+    "StreamCallback",
+    "WebSocketHandler",
+]
 
 R = TypeVar("R")
 
@@ -33,6 +41,37 @@ Middleware = Callable[["H3Event", Next], Awaitable[Any]]
 StreamCallback = Callable[..., Awaitable[None]]
 #: A WebSocket route handler: ``async def handler(ws) -> None``.
 WebSocketHandler = Callable[["WebSocket"], Awaitable[None]]
+
+
+class ContentEncoder(Protocol):
+    """A content coding applied write by write: what ``compress()`` hangs on a streamed
+    response (``response.encoder``), and the server runs on each of its writes."""
+
+    def encode(self, data: bytes) -> bytes:
+        """``data`` coded and flushed: all of it decodable by the client now."""
+        ...
+
+    def finish(self) -> bytes:
+        """The end of the coded stream."""
+        ...
+
+
+class Mountable(Protocol):
+    """What ``app.mount(prefix, thing)`` serves besides an ``H3`` app: ``StaticFiles``,
+    or anything with this one method.
+
+    ``handle_segments(event, segments)`` answers ``event`` for the canonical segments
+    left after the prefix (``event.path`` is still the whole canonical path) and returns
+    what a handler would: a value or a Response, or raises :class:`~trio_h3.HTTPError`.
+    A 404 it raises is a *miss*: when more specific routes of the app take the path for
+    other methods, the client gets their 405 instead, as if the mount were not there.
+    """
+
+    async def handle_segments(
+        self, event: H3Event, segments: Sequence[str], path: str | None = None
+    ) -> Any:
+        """Answer ``event`` for ``segments`` (see the class docstring)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +115,22 @@ class FormLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """``count`` bytes of the open file ``fd`` from ``offset``: a piece of a file body.
+
+    What a file response hands the wire instead of bytes, so the body can go out with
+    ``os.sendfile`` (its ``len`` is what h11's framing counts).
+    """
+
+    fd: int
+    offset: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class RequestIO(Protocol):

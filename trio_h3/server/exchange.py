@@ -27,6 +27,7 @@ from ..response import Response, StreamingResponse, error_response
 from ..sse.response import SSEResponse
 from ..types import FormLimits, RequestHead
 from ..utils import forms, proxy
+from ..utils.files import FileResponse
 from ..websocket.handshake import WebSocketUpgrade
 from ..websocket.options import WebSocketOptions
 from ..websocket.session import run_websocket
@@ -165,6 +166,17 @@ class Exchange:
             # has nowhere to go.
             return
         try:
+            if not response.prepared:
+                # Returned past the app's own preparation (an on_response replacement).
+                try:
+                    response = await response.prepare(self.event)
+                except HTTPError as error:
+                    response = error_response(error)
+                self.status = response.status
+            if not isinstance(response, WebSocketUpgrade) and not self._run_head_hooks(response):
+                self.status = 500
+                await self.send_full(error_response(HTTPError(500, "Internal Server Error")))
+                return
             if isinstance(response, WebSocketUpgrade | SSEResponse):
                 refusal = self.shutdown_refusal()
                 if refusal is not None:
@@ -175,6 +187,8 @@ class Exchange:
                 await self._upgrade(response)
             elif isinstance(response, SSEResponse):
                 await streaming.run_sse(self, response)
+            elif isinstance(response, FileResponse):
+                await streaming.run_file(self, response)
             elif isinstance(response, StreamingResponse):
                 await streaming.run_body(self, response)
             else:
@@ -183,6 +197,15 @@ class Exchange:
             logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
             self.status = 500
             await self._answer_invalid()
+
+    def _run_head_hooks(self, response: Response) -> bool:
+        """The event's ``before_head`` hooks; False (logged) if one failed."""
+        try:
+            self.event.run_head_hooks(response)
+        except Exception as exc:
+            logger.error("a before_head hook failed on %s", self.describe(), exc_info=exc)
+            return False
+        return True
 
     async def _answer_invalid(self) -> None:
         error = error_response(HTTPError(500, "Internal Server Error"))

@@ -3,9 +3,10 @@
 :func:`open_stream` is the whole of it: send the head, start the stream's *monitor*, run
 the producer inside the stream's cancel scope, then end the body and run the ``on_close``
 hooks, whatever happened (:mod:`trio_h3.sse.stream` decides what each ending means).
-The three forms differ only in who the producer is: the callback (:func:`run_sse`), the
-``async with event.sse()`` block (:func:`inline_stream`), or the body iterator
-(:func:`run_body`).
+The forms differ only in who the producer is: the callback (:func:`run_sse`), the
+``async with event.sse()`` block (:func:`inline_stream`), the body iterator
+(:func:`run_body`), or a file (:func:`run_file`: a download gets the same disconnect
+detection and send deadline as a stream).
 
 The monitor is the one helper task of a stream. It owns the receive side of the socket:
 EOF or a reset means the client left, and it ends the stream at once (no polling). It
@@ -18,7 +19,9 @@ due; a cancelled receive loses no data.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import EllipsisType
@@ -33,12 +36,17 @@ from ..sse.encoding import encode_comment, encode_retry
 from ..sse.response import SSEOptions, SSEResponse
 from ..sse.stream import CloseReason, Stream
 from ..sse.writer import SSEWriter
+from ..types import ContentEncoder, FilePart
+from ..utils.files import BodyPlan, FileResponse
+from .wire import Framing, Wire
 
 if TYPE_CHECKING:
     from ..event import H3Event
     from .exchange import Exchange
 
 __all__: list[str] = []
+
+logger = logging.getLogger("trio_h3")
 
 _PING = encode_comment("ping")
 
@@ -85,6 +93,35 @@ def _stream_settings(ex: Exchange, options: SSEOptions | None) -> tuple[float | 
     )
 
 
+class _Coded:
+    """The wire seen through a content coding: each write coded and flushed as a whole,
+    so an SSE event or a body chunk reaches the client at once (RFC 9110 §8.4)."""
+
+    __slots__ = ("_encoder", "_wire")
+
+    def __init__(self, wire: Wire, encoder: ContentEncoder) -> None:
+        self._wire = wire
+        self._encoder = encoder
+
+    async def send_body(self, data: bytes) -> None:
+        coded = self._encoder.encode(data)
+        if coded:
+            await self._wire.send_body(coded)
+
+    async def send_file(self, part: FilePart) -> None:
+        raise TypeError("a file body is not coded on the fly (see compress())")
+
+    async def end_body(self) -> None:
+        if self._wire.framing is not Framing.NONE and not self._wire.broken:
+            tail = self._encoder.finish()
+            if tail:
+                await self._wire.send_body(tail)
+        await self._wire.end_body()
+
+    async def abort(self) -> None:
+        await self._wire.abort()
+
+
 @asynccontextmanager
 async def open_stream(
     ex: Exchange, response: Response, options: SSEOptions | None
@@ -97,8 +134,10 @@ async def open_stream(
     """
     state = ex.state
     ping, timeout = _stream_settings(ex, options)
+    # The one check a content coding costs a stream that has none.
+    transport = ex.wire if response.encoder is None else _Coded(ex.wire, response.encoder)
     stream = Stream(
-        ex.wire,
+        transport,
         state.guest,
         ping_interval=ping,
         send_timeout=timeout,
@@ -193,6 +232,10 @@ async def inline_stream(ex: Exchange, event: H3Event) -> AsyncIterator[SSEWriter
     response = SSEResponse(event, request)
     if event.response_headers.raw:
         response.headers.raw.extend(event.response_headers.raw)
+    # The head goes out now, from inside the handler: what middleware adds as it goes
+    # out (a session's cookie, a content coding) is added here. A hook's error is the
+    # handler's (a 500).
+    event.run_head_hooks(response)
     async with open_stream(ex, response, request.options) as stream:
         stream.set_producer()
         try:
@@ -233,6 +276,138 @@ async def run_body(ex: Exchange, response: StreamingResponse) -> None:
                     await aclose()
                 except BaseException as exc:
                     await ex.state.guest.contain(exc, "closing a streaming response body")
+
+
+#: Bytes per write of a file body: the send deadline applies to each (a client that
+#: takes ``send_timeout`` to read 256 KiB has stopped reading).
+FILE_CHUNK = 256 * 1024
+
+
+def _open_file(path: str) -> tuple[int, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return fd, os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _same_file(a: os.stat_result | None, b: os.stat_result) -> bool:
+    return a is not None and (a.st_ino, a.st_size, a.st_mtime_ns) == (
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+    )
+
+
+async def run_file(ex: Exchange, response: FileResponse) -> None:
+    """A ``FileResponse``: open the file, check it is the one the head was decided for,
+    then send its plan (``os.sendfile`` on plain TCP, chunks read in a thread else)."""
+    try:
+        await _read_body_first(ex)
+    except HTTPError as error:
+        await ex.send_full(error_response(error))
+        return
+    event = ex.event
+    fd = response.take_fd()
+    try:
+        if not (response.plan and ex.wire.body_allowed(response.status)):
+            pass  # HEAD, 304 and friends: the head is all, the file is not read
+        elif fd is None:
+            try:
+                fd, current = await ex.run_sync(_open_file, response.path)
+                if not _same_file(response.stat_result, current):
+                    # Changed (or replaced) since it was stat'ed: decide again, so the
+                    # head describes the bytes that will go out (as they are: a coding
+                    # chosen for the old head is dropped).
+                    response.decide(current, event.method, event.headers.get)
+                    if response.encoder is not None:
+                        response.encoder = None
+                        response.headers.delete("content-encoding")
+            except OSError:
+                await ex.send_full(error_response(HTTPError(404, "Not Found")))
+                return
+            except HTTPError as error:
+                await ex.send_full(error_response(error))
+                return
+        small = _plan_size(response.plan) <= FILE_CHUNK
+        if small and response.encoder is None and not ex.state.streams_cancelled:
+            await _send_small_file(ex, response, fd)
+            return
+        async with open_stream(ex, response, None) as stream:
+            if stream.is_open and fd is not None:
+                stream.set_producer()
+                try:
+                    await _send_plan(ex, stream, fd, response)
+                except BaseException as exc:
+                    await _producer_failed(
+                        ex, stream, exc, f"file body of {event.method} {event.path}"
+                    )
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _plan_size(plan: BodyPlan) -> int:
+    return sum(len(item) if isinstance(item, bytes) else item[1] for item in plan)
+
+
+async def _send_small_file(ex: Exchange, response: FileResponse, fd: int | None) -> None:
+    """A body that goes out in one write (or none: HEAD, 304), without a stream.
+
+    A stream's monitor task and nursery would cost more than the whole send (a 4 KiB
+    file, a 304): the one write gets the send deadline as a cancel scope instead, and a
+    failed or late write aborts the connection, as a stream's would.
+    """
+    wire = ex.wire
+    timeout = ex.options.send_timeout
+    with trio.move_on_after(math.inf if timeout is None else timeout):
+        try:
+            await ex.send_head(response)
+            if fd is not None:
+                for item in response.plan:
+                    if isinstance(item, bytes):
+                        await wire.send_body(item)
+                    elif wire.can_sendfile:
+                        await wire.send_file(FilePart(fd, *item))
+                    else:
+                        offset, count = item
+                        data = await ex.run_sync(os.pread, fd, count, offset)
+                        if len(data) != count:
+                            raise OSError(f"{ex.event.path}: the file ended early")
+                        await wire.send_body(data)
+            await wire.end_body()
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except (OSError, ValueError) as exc:
+            logger.error("the file body of %s was cut short: %s", ex.describe(), exc)
+    await wire.abort()
+
+
+async def _send_plan(ex: Exchange, stream: Stream, fd: int, response: FileResponse) -> None:
+    # A coded body passes through the encoder: read, never sendfile.
+    sendfile = ex.wire.can_sendfile and response.encoder is None
+    plan = response.plan
+    for item in plan:
+        if isinstance(item, bytes):
+            await stream.write(item)
+            continue
+        offset, count = item
+        while count:
+            size = min(count, FILE_CHUNK)
+            if sendfile:
+                await stream.write_file(FilePart(fd, offset, size))
+            else:
+                # TLS (or the test client's memory stream): the bytes must pass through
+                # us; read in a worker thread, never on the event loop.
+                data = await ex.run_sync(os.pread, fd, size, offset)
+                if not data:
+                    raise OSError(f"{ex.event.path}: the file ended {count} bytes early")
+                await stream.write(data)
+                size = len(data)
+            offset += size
+            count -= size
 
 
 async def _monitor(ex: Exchange, stream: Stream) -> None:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import enum
 from http import HTTPStatus
+from typing import cast
 
 import h11
 import trio
 
 from .. import _sockio as sockio
-from ..types import RequestHead
+from ..types import FilePart, RequestHead
 from .checks import WireError, check_head, request_line_too_long
 
 __all__: list[str] = []
@@ -361,6 +362,41 @@ class Wire:
             raise ValueError("this response has no body (HEAD, 204, 205 or 304)")
         self.body_bytes += len(data)
 
+    @property
+    def can_sendfile(self) -> bool:
+        """Whether :meth:`send_file` may be used (plain TCP: the raw socket is ours)."""
+        return self._socket is not None
+
+    async def send_file(self, part: FilePart) -> None:
+        """Write ``part`` of an open file as body, with ``os.sendfile`` (plain TCP only).
+
+        h11 frames it without seeing the bytes: ``send_with_data_passthrough`` hands
+        back the framing around the very placeholder it was given (its ``len`` is
+        what a Content-Length or a chunk size counts), and the file goes out in
+        between, so h11's view of the body stays exact.
+        """
+        if self.broken:
+            raise trio.ClosedResourceError("the connection is broken")
+        if self.framing is Framing.NONE:
+            raise ValueError("this response has no body (HEAD, 204, 205 or 304)")
+        if self.framing is Framing.LENGTH:
+            if part.count > self._remaining:
+                raise ValueError("the file body is longer than its Content-Length")
+            self._remaining -= part.count
+        assert self._socket is not None, "send_file needs plain TCP (see can_sendfile)"
+        data = h11.Data(data=part)  # type: ignore[arg-type]  # h11 only takes its len()
+        pieces: list[object] = list(self._h11.send_with_data_passthrough(data) or ())
+        try:
+            for piece in pieces:
+                if piece is part:
+                    await sockio.sendfile(self._socket, part.fd, part.offset, part.count)
+                else:
+                    await sockio.send_all(self._socket, cast(bytes, piece))
+        except BaseException:
+            self._h11.send_failed()
+            raise
+        self.body_bytes += part.count
+
     async def end_body(self) -> None:
         """Write the end of a streamed body (the terminating chunk on HTTP/1.1)."""
         if self.broken or self._h11.our_state is not h11.SEND_BODY:
@@ -369,7 +405,9 @@ class Wire:
             raise ValueError(
                 f"the streamed body ended {self._remaining} bytes short of its Content-Length"
             )
-        await self._send(self._h11.send(h11.EndOfMessage()) or b"")
+        end = self._h11.send(h11.EndOfMessage())
+        if end:  # nothing at all after a Content-Length body: no empty write
+            await self._send(end)
 
     async def abort(self) -> None:
         """Close the connection now, mid-response if need be (nothing more is written)."""

@@ -37,6 +37,7 @@ from ..errors import ClientDisconnected, StreamClosed
 
 if TYPE_CHECKING:
     from .._guest import Guest
+    from ..types import FilePart
 
 __all__ = ["CloseReason"]
 
@@ -105,6 +106,10 @@ class BodyTransport(Protocol):
 
     async def send_body(self, data: bytes) -> None:
         """Write ``data`` as body (BrokenResourceError/ClosedResourceError: client gone)."""
+        ...
+
+    async def send_file(self, part: FilePart) -> None:
+        """Write a piece of an open file as body (``os.sendfile`` where it can)."""
         ...
 
     async def end_body(self) -> None:
@@ -333,6 +338,28 @@ class Stream:
         self.last_write = started
         self.bytes_sent += len(data)
         self.events_sent += events
+
+    async def write_file(self, part: FilePart) -> None:
+        """Write a piece of a file, as :meth:`write` writes bytes (same turn, deadline
+        and endings): what a file response's body is made of."""
+        if self.state is not StreamState.OPEN:
+            raise StreamClosed(self.reason or "closed")
+        await self._take_turn()
+        if self.state is not StreamState.OPEN:
+            self._release_turn()
+            raise StreamClosed(self.reason or "closed")
+        self.write_started = started = self._clock.current_time()
+        try:
+            await self._transport.send_file(part)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if not self.end(CloseReason.CLIENT_DISCONNECTED):
+                raise StreamClosed(self.reason or "closed") from None
+            raise ClientDisconnected() from None
+        finally:
+            self.write_started = None
+            self._release_turn()
+        self.last_write = started
+        self.bytes_sent += part.count
 
     def __repr__(self) -> str:
         reason = f" ({self.reason})" if self.reason is not None else ""
