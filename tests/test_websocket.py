@@ -92,3 +92,33 @@ def test_websocket_closed_carries_code_and_reason() -> None:
     exc = WebSocketClosed(4001, "bye")
     assert (exc.code, exc.close_reason) == (4001, "bye")
     assert exc.reason is not None and exc.reason.name == "PRIVATE_RESERVED"
+
+
+def test_close_codes_match_wsproto_and_the_rfc_ranges() -> None:
+    from wsproto.frame_protocol import CloseReason as WsprotoCloseReason
+
+    import trio_h3
+    from trio_h3.websocket import CloseCode
+    from trio_h3.websocket.codes import NORMAL_CLOSE_CODES, may_send
+
+    assert trio_h3.CloseCode is CloseCode
+    for reason in WsprotoCloseReason:
+        assert CloseCode[reason.name] == reason.value
+    assert CloseCode.BAD_GATEWAY == 1014
+    assert 1004 not in set(CloseCode)
+    sendable = [c for c in range(0, 6000) if may_send(c)]
+    assert sendable == [
+        1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)
+    ]  # fmt: skip
+    assert NORMAL_CLOSE_CODES == {1000, 1001, 1005}
+
+
+def test_codes_module_is_pure() -> None:
+    import subprocess
+    import sys
+
+    blocked = (
+        "import sys\nfor n in ('trio','h11','trio_websocket','wsproto'): sys.modules[n]=None\n"
+    )
+    code = blocked + "import trio_h3.websocket.codes, trio_h3.websocket.handshake"
+    subprocess.run([sys.executable, "-c", code], check=True)

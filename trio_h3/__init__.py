@@ -22,7 +22,8 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
                      every stream, with its monitor task), options, state
     testing.py       TestClient: the real connection code over in-memory streams
     broadcast.py     the fan-out hub
-    websocket/       handshake (pure), options, session (over trio-websocket)
+    websocket/       handshake and codes (pure), options, session (the handler's API),
+                     _lifecycle (how a session ends), _adapter (trio-websocket's internals)
     sse/             encoding, parser, response (pure); stream (the one state machine of
                      a stream's ending) and writer (Trio)
     app.py           H3: routes + middleware + hooks + mounts -> a Response (no Trio)
@@ -74,7 +75,7 @@ if TYPE_CHECKING:
     )
     from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
     from .utils.cookies import delete_cookie, set_cookie
-    from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
+    from .websocket import CloseCode, CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
 
@@ -85,6 +86,7 @@ __all__ = [
     "Broadcast",
     "BroadcastStatistics",
     "ClientDisconnected",
+    "CloseCode",
     "CloseFrame",
     "CloseReason",
     "H3Event",
@@ -171,6 +173,7 @@ __getattr__, __dir__ = lazy_exports(
         "WebSocketHandler": ".types",
         "delete_cookie": ".utils.cookies",
         "set_cookie": ".utils.cookies",
+        "CloseCode": ".websocket.codes",
         "CloseFrame": ".websocket.session",
         "WebSocket": ".websocket.session",
         "WebSocketClosed": ".websocket.session",
