@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed as WsLibClosed
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from trio_h3._guest import Guest
 from trio_h3.errors import HTTPError
 from trio_h3.types import RequestHead
 from trio_h3.websocket import WebSocket, WebSocketClosed, WebSocketOptions
@@ -85,6 +86,7 @@ async def serve_stream(
         options,
         shutdown if shutdown is not None else trio.Event(),
         shutdown_grace,
+        guest=Guest(),
     )
 
 

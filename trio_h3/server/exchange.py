@@ -235,6 +235,7 @@ class Exchange:
             settings,
             self.state.shutting_down,
             options.stream_shutdown_grace,
+            guest=self.state.guest,
         )
 
     def _log_access(self, started: float) -> None:

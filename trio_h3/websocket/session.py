@@ -19,8 +19,10 @@ framework needs around it:
   or server shutdown (1001) cancels it unless it is waiting in ``receive()``, where it
   gets :class:`WebSocketClosed` instead; after a clean close by the client it gets
   ``close_timeout`` seconds to notice before it is cancelled;
-- a handler exception closes with 1011 (or answers 500 before the upgrade) and is
-  logged with its traceback on the ``trio_h3`` logger; nothing a client does makes
+- the handler is a guest (:mod:`trio_h3._guest`): whatever it raises, ``BaseException``
+  included, closes its own session with 1011 (or answers 500 before the upgrade) and is
+  logged with its traceback on the ``trio_h3`` logger; ``KeyboardInterrupt`` and
+  ``SystemExit`` also start a graceful shutdown. Nothing a client does makes
   :func:`run_websocket` raise.
 """
 
@@ -35,6 +37,7 @@ from trio_websocket import CloseReason, ConnectionClosed
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from .._groups import raise_single
+from .._guest import Guest
 from ..errors import HTTPError
 from ..types import RequestHead
 from ._lifecycle import Lifecycle
@@ -363,32 +366,47 @@ class _Outcome:
 
 
 async def _run_handler(
-    ws: WebSocket, handler: Callable[[WebSocket], Awaitable[None]], outcome: _Outcome
+    ws: WebSocket,
+    handler: Callable[[WebSocket], Awaitable[None]],
+    outcome: _Outcome,
+    guest: Guest,
 ) -> None:
     with ws._life.handler_scope:
         try:
             await handler(ws)
-        except Exception as exc:
-            _handle_handler_error(ws, exc, handler, outcome)
+        except BaseException as exc:
+            # App code is a guest (see trio_h3._guest): whatever it raises ends only this
+            # session. A cancellation of ours is re-raised by contain() and ends here, at
+            # the handler's scope, or further out if the caller's scope was cancelled.
+            await _contain(ws, exc, handler, outcome, guest)
 
 
-def _handle_handler_error(ws: WebSocket, exc: Exception, handler: Any, outcome: _Outcome) -> None:
-    if isinstance(exc, ConnectionClosed):
+async def _contain(
+    ws: WebSocket, exc: BaseException, handler: Any, outcome: _Outcome, guest: Guest
+) -> None:
+    rest: BaseException | None
+    if isinstance(exc, BaseExceptionGroup):
+        _closed, rest = exc.split(ConnectionClosed)
+        if (
+            rest is not None
+            and len(rest.exceptions) == 1
+            and not isinstance(rest.exceptions[0], BaseExceptionGroup)
+        ):
+            rest = rest.exceptions[0]
+    else:
+        rest = None if isinstance(exc, ConnectionClosed) else exc
+    if rest is None:
+        # The handler let the WebSocketClosed it was given escape: the connection's end,
+        # not a failure.
         logger.debug("WebSocket handler ended on a closed connection: %r", exc)
         return
-    if isinstance(exc, ExceptionGroup):
-        _closed, rest = exc.split(ConnectionClosed)
-        if rest is None:
-            logger.debug("WebSocket handler ended on a closed connection: %r", exc)
-            return
-        if len(rest.exceptions) == 1 and not isinstance(rest.exceptions[0], ExceptionGroup):
-            exc = rest.exceptions[0]
-    if isinstance(exc, HTTPError) and ws._life.handshake == "pending":
-        outcome.error_response = exc
+    if isinstance(rest, HTTPError) and ws._life.handshake == "pending":
+        outcome.error_response = rest
         return
-    outcome.failed = True
     name = getattr(handler, "__qualname__", repr(handler))
-    logger.error("WebSocket handler %s raised", name, exc_info=exc)
+    path = getattr(ws.event, "path", None)
+    await guest.contain(rest, f"WebSocket handler {name}" + (f" ({path})" if path else ""))
+    outcome.failed = True
 
 
 async def _finish(ws: WebSocket, outcome: _Outcome) -> None:
@@ -432,20 +450,25 @@ async def run_websocket(
     options: WebSocketOptions,
     shutdown: trio.Event,
     shutdown_grace: float,
+    *,
+    guest: Guest,
 ) -> None:
     """Run one WebSocket session over ``stream`` in the caller's task; close the stream.
 
     ``head`` is the upgrade request as the parser read it (already checked with
     :func:`check_upgrade_request`), ``trailing_data`` the bytes received after it.
     Returns when the session is over. Never raises for a client's misbehaviour or
-    disconnect; a handler exception closes with 1011 (or answers 500 before the
-    upgrade) and is logged on the ``trio_h3`` logger. When ``shutdown`` is set the
-    connection is closed with 1001 and the handler is cancelled within ``shutdown_grace``.
-    Only cancellation from the caller propagates (as a single ``trio.Cancelled``).
+    disconnect. Whatever the handler raises, ``BaseException`` included, is contained
+    by ``guest`` (the server's :class:`~trio_h3._guest.Guest`): logged with its
+    traceback on the ``trio_h3`` logger, answered with 1011 (or 500 before the upgrade),
+    and for ``KeyboardInterrupt``/``SystemExit`` a graceful shutdown is requested. When
+    ``shutdown`` is set the connection is closed with 1001 and the handler is cancelled
+    within ``shutdown_grace``. Only cancellation from the caller propagates (as a
+    single ``trio.Cancelled``).
     """
     try:
         await _run_session(
-            stream, head, trailing_data, event, handler, options, shutdown, shutdown_grace
+            stream, head, trailing_data, event, handler, options, shutdown, shutdown_grace, guest
         )
     except BaseExceptionGroup as group:
         raise_single(group)
@@ -460,6 +483,7 @@ async def _run_session(
     options: WebSocketOptions,
     shutdown: trio.Event,
     shutdown_grace: float,
+    guest: Guest,
 ) -> None:
     life = Lifecycle(stream, options, shutdown, shutdown_grace)
     ws = WebSocket(life, event)
@@ -484,7 +508,7 @@ async def _run_session(
             await nursery.start(life.watch_before_accept)
             nursery.start_soon(life.supervise_end)
             nursery.start_soon(life.watch_shutdown)
-            await _run_handler(ws, handler, outcome)
+            await _run_handler(ws, handler, outcome, guest)
             completed = True
         finally:
             with trio.CancelScope(shield=True):
