@@ -222,6 +222,7 @@ class Exchange:
                 ping_interval=options.ws_ping_interval,
                 ping_timeout=options.ws_ping_timeout,
                 max_message_size=options.ws_max_message_size,
+                send_timeout=options.send_timeout,
             ),
             **response.options,
         )

@@ -51,8 +51,8 @@ class WireObserver(Protocol):
     def close_received(self, code: int, reason: str, *, protocol_error: bool) -> None:
         """The client's close frame arrived, or wsproto failed the connection (1002, 1007)."""
 
-    async def send_interrupted(self) -> None:
-        """A write was cancelled, possibly mid-frame: the connection cannot go on."""
+    async def send_failed(self, reason: str, *, timed_out: bool) -> None:
+        """A write was cancelled or outlived ``send_timeout``, possibly mid-frame."""
 
 
 class _ObservedWSConnection(WSConnection):
@@ -90,29 +90,47 @@ class _ObservedWSConnection(WSConnection):
 
 
 class _GuardedStream(trio.abc.Stream):
-    """The connection's stream as trio-websocket sees it: a cancelled write ends it.
+    """The connection's stream as trio-websocket sees it: a write cut short ends it.
 
     trio-websocket cancels nothing itself, but the session does (keepalive timeouts,
-    shutdown, a handler cancelled mid-``send``).
+    shutdown, a handler cancelled mid-``send``), and every write is bounded by
+    ``send_timeout``: a peer that stops reading must not hold the session forever.
     """
 
-    def __init__(self, stream: trio.abc.Stream, wire: Wire) -> None:
+    def __init__(self, stream: trio.abc.Stream, wire: Wire, send_timeout: float | None) -> None:
         self.stream = stream
         self._wire = wire
+        self._send_timeout = send_timeout
         # Plain TCP: straight through the socket, as the HTTP side does (see _sockio).
         # trio-websocket writes from one task at a time and reads from its reader task.
         self._socket = sockio.raw_socket(stream)
 
+    async def _write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._socket is None:
+            await self.stream.send_all(data)
+        else:
+            await sockio.send_all(self._socket, data)
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            if self._socket is None:
-                await self.stream.send_all(data)
-            else:
-                await sockio.send_all(self._socket, data)
-        except trio.Cancelled:
-            self._wire.broken = True
-            await self._wire.observer.send_interrupted()
-            raise
+        timeout = self._send_timeout
+        if timeout is None:
+            try:
+                await self._write(data)
+            except trio.Cancelled:
+                await self._wire.fail_send("a send was interrupted", timed_out=False)
+                raise
+            return
+        with trio.move_on_after(timeout) as scope:
+            try:
+                await self._write(data)
+                return
+            except trio.Cancelled:
+                if not scope.cancel_called:
+                    await self._wire.fail_send("a send was interrupted", timed_out=False)
+                raise
+        # Abort, not close: after half a frame no close frame could be parsed (§5.2).
+        await self._wire.fail_send("send timed out", timed_out=True)
+        raise trio.BrokenResourceError(f"a send took longer than send_timeout ({timeout}s)")
 
     async def wait_send_all_might_not_block(self) -> None:
         await self.stream.wait_send_all_might_not_block()
@@ -159,7 +177,7 @@ class Wire:
         self.messages_parsed = 0
         self.protocol = _ObservedWSConnection(self)
         self.connection = WebSocketConnection(
-            _GuardedStream(stream, self),
+            _GuardedStream(stream, self, options.send_timeout),
             self.protocol,
             message_queue_size=options.message_queue_size,
             max_message_size=options.max_message_size,
@@ -169,8 +187,13 @@ class Wire:
 
     @property
     def open(self) -> bool:
-        """True while wsproto's connection is OPEN (no close frame either way yet)."""
-        return self.protocol.state is ConnectionState.OPEN
+        """True while no close frame went either way and no write was cut short."""
+        return self.protocol.state is ConnectionState.OPEN and not self.broken
+
+    async def fail_send(self, reason: str, *, timed_out: bool) -> None:
+        """A write was cut short: nothing more may be written; tell the session."""
+        self.broken = True
+        await self.observer.send_failed(reason, timed_out=timed_out)
 
     def read_request(self, head: RequestHead) -> Request | None:
         """Replay ``head`` into wsproto; its Request, or None if it did not yield one.

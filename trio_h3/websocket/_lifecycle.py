@@ -82,8 +82,9 @@ class Lifecycle:
         self.closing_kind = "server"
         #: Set once the handler has seen the end (or closed/rejected itself).
         self.observed = trio.Event()
-        #: Handler calls currently waiting in ``receive()``.
+        #: Handler calls currently waiting in ``receive()``, and in ``send()``/``ping()``.
         self.receiving = 0
+        self.sending = 0
         self.messages_delivered = 0
         self.reader_started = False
         self.shutdown_deadline = float("inf")
@@ -119,9 +120,19 @@ class Lifecycle:
             self.received_close = (code, reason)
             self.record_end(code, reason, "peer")
 
-    async def send_interrupted(self) -> None:
-        """WireObserver: a write was cancelled, possibly mid-frame."""
-        self.record_end(1006, "a send was interrupted", "abort")
+    async def send_failed(self, reason: str, *, timed_out: bool) -> None:
+        """WireObserver: a write was cancelled or outlived ``send_timeout``."""
+        if timed_out:
+            logger.debug(
+                "WebSocket send took longer than send_timeout (%ss): the client stopped "
+                "reading; closing the connection",
+                self.options.send_timeout,
+            )
+            if self.sending:
+                # The handler is in send() or ping(), which raise WebSocketClosed for
+                # this: it learns about the end there, so it is not cancelled.
+                self.observed.set()
+        self.record_end(1006, reason, "abort")
         self.arm_handler_cancel()
         with trio.CancelScope(shield=True):
             await self.close_stream()

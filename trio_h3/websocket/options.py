@@ -20,6 +20,10 @@ class WebSocketOptions:
     queue is full trio-websocket stops reading, so the client's pings wait too.
     ``close_timeout``: how long a closing handshake (and a handler noticing a close) may
     take before the socket is closed (and the handler cancelled) regardless.
+    ``send_timeout``: every write to the client must complete within this many seconds
+    (``None``: unbounded); a peer that stops reading is dropped (1006) instead of
+    holding the session, and its memory, forever. The server-wide default is
+    ``ServeOptions.send_timeout``, the bound SSE writes have too.
     """
 
     ping_interval: float | None = 20.0
@@ -27,6 +31,7 @@ class WebSocketOptions:
     max_message_size: int = 1 << 20
     message_queue_size: int = 1
     close_timeout: float = 10.0
+    send_timeout: float | None = 30.0
 
     def __post_init__(self) -> None:
         if self.ping_interval is not None and not self.ping_interval > 0:
@@ -39,6 +44,8 @@ class WebSocketOptions:
             raise ValueError(f"message_queue_size must be >= 0, got {self.message_queue_size!r}")
         if not self.close_timeout > 0:
             raise ValueError(f"close_timeout must be > 0, got {self.close_timeout!r}")
+        if self.send_timeout is not None and not self.send_timeout > 0:
+            raise ValueError(f"send_timeout must be > 0 or None, got {self.send_timeout!r}")
 
 
 def check_route_options(options: dict[str, Any]) -> None:

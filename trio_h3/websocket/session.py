@@ -256,11 +256,14 @@ class WebSocket:
         life = self._life
         if life.close_code is not None or not life.wire.open:
             self._raise_closed()
+        life.sending += 1
         try:
             await life.wire.connection.send_message(message)
         except (ConnectionClosed, LocalProtocolError):
             # LocalProtocolError: the close started between our check and the send.
             self._raise_closed()
+        finally:
+            life.sending -= 1
 
     async def ping(self, payload: bytes | None = None) -> None:
         """Send a ping and wait for its pong (a random payload when ``None``).
@@ -290,11 +293,15 @@ class WebSocket:
             await life.ended.wait()
             done.set()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ping_and_wait)
-            nursery.start_soon(wait_for_end)
-            await done.wait()
-            nursery.cancel_scope.cancel()
+        life.sending += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ping_and_wait)
+                nursery.start_soon(wait_for_end)
+                await done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            life.sending -= 1
         if ponged:
             return
         if failure and isinstance(failure[0], ValueError):
