@@ -59,10 +59,22 @@ def test_plain_request_is_426_with_upgrade_header() -> None:
         ("GET", [*without(b"sec-websocket-key"), (b"sec-websocket-key", b"not base64!")]),
         ("GET", [*without(b"sec-websocket-key"), (b"sec-websocket-key", b"c2hvcnQ=")]),
         ("GET", [*GOOD, (b"sec-websocket-key", KEY)]),
+        ("GET", [*GOOD, (b"content-length", b"5")]),
+        ("GET", [*GOOD, (b"transfer-encoding", b"chunked")]),
+        ("GET", [*GOOD, (b"Transfer-Encoding", b"identity")]),
     ],
 )
 def test_bad_handshakes_are_400(method: str, headers: list[tuple[bytes, bytes]]) -> None:
     assert status_of(method, headers) == 400
+
+
+def test_a_handshake_with_a_body_is_refused_and_closes() -> None:
+    with pytest.raises(HTTPError) as info:
+        check_upgrade_request("GET", [*GOOD, (b"content-length", b"12")])
+    assert info.value.status == 400
+    assert "body" in info.value.message
+    assert ("Connection", "close") in info.value.headers
+    assert status_of("GET", [*GOOD, (b"content-length", b"0")]) is None
 
 
 def test_wrong_version_names_the_supported_one() -> None:

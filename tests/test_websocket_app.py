@@ -17,6 +17,8 @@ import trio
 import trio.testing
 import wsproto
 import wsproto.events as wse
+from conftest import RunServer
+from rawhttp import parse_responses, read_until_eof
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from trio_h3 import H3, H3Event, serve
@@ -390,3 +392,42 @@ async def test_send_timeout_with_a_client_that_never_reads_a_byte(
         # Aborted, not closed: no close frame after what was written (a frame may be cut).
         data = await stream.receive_some(1 << 20)
         assert len(data) <= 512 + 2000
+
+
+# ----------------------------------------------------------------------------- a body
+
+
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        ("Content-Length: 9", b"\x81\x03abc\x00\x00\x00\x00"),
+        ("Transfer-Encoding: chunked", b"9\r\n\x81\x03abc\x00\x00\x00\x00\r\n0\r\n\r\n"),
+    ],
+)
+async def test_an_upgrade_with_a_body_is_400_and_closes_cleanly(
+    running_server: RunServer, framing: str, body: bytes
+) -> None:
+    ran: list[WebSocket] = []
+    app = H3()
+
+    @app.ws("/ws")
+    async def handler(ws: WebSocket) -> None:
+        ran.append(ws)
+
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{framing}\r\n\r\n"
+    ).encode() + body
+    async with running_server(app) as server:
+        stream = await trio.open_tcp_stream(server.host, server.port)
+        async with stream:
+            await stream.send_all(request)
+            with trio.fail_after(5):
+                data = await read_until_eof(stream)
+    (response,), clean_close = parse_responses(data, ["GET"])
+    assert response.status == 400
+    assert response.json()["message"].startswith("A WebSocket handshake must not have a body")
+    assert response.headers.get("connection") == "close"
+    assert clean_close
+    assert ran == []

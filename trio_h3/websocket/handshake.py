@@ -33,14 +33,37 @@ def _values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     return [value.strip() for header_name, value in headers if header_name.lower() == name]
 
 
+def _refuse_a_body(headers: list[tuple[bytes, bytes]]) -> None:
+    # RFC 6455 §4.1: the opening handshake is a GET, and once it is answered with 101
+    # every byte after the head is a frame (§1.2, §5). A body, framed by the HTTP
+    # parser or not, has no place there: its bytes would either be swallowed by the
+    # HTTP side or read as frames. Refused, and the connection closed after the 400,
+    # since what the client meant by the bytes that follow is anyone's guess.
+    close = [("Connection", "close")]
+    if _values(headers, b"transfer-encoding"):
+        raise HTTPError(
+            400, "A WebSocket handshake must not have a body (Transfer-Encoding)", headers=close
+        )
+    for value in _values(headers, b"content-length"):
+        if value.lstrip(b"0"):  # "0" (or "00") is no body
+            raise HTTPError(
+                400,
+                f"A WebSocket handshake must not have a body "
+                f"(Content-Length: {value.decode('latin-1')})",
+                headers=close,
+            )
+
+
 def check_upgrade_request(method: str, headers: list[tuple[bytes, bytes]]) -> None:
     """Check that a request to a WebSocket route is a valid RFC 6455 opening handshake.
 
     Raises :class:`~trio_h3.errors.HTTPError` 426 (with ``Upgrade: websocket``) for a
     plain request that does not ask for a WebSocket, and 400 for a broken handshake:
-    not GET, no ``Connection: upgrade``, a ``Sec-WebSocket-Version`` other than 13 (the
-    answer names 13), a missing or malformed ``Sec-WebSocket-Key``, or no ``Host``.
-    Pure: no I/O. ``headers`` are h11's (name, value) byte pairs.
+    not GET, a body (``Content-Length`` above 0, or any ``Transfer-Encoding``; the
+    answer closes the connection), no ``Connection: upgrade``, a
+    ``Sec-WebSocket-Version`` other than 13 (the answer names 13), a missing or
+    malformed ``Sec-WebSocket-Key``, or no ``Host``. Pure: no I/O. ``headers`` are h11's
+    (name, value) byte pairs.
     """
     if b"websocket" not in _tokens(headers, b"upgrade"):
         raise HTTPError(
@@ -54,6 +77,7 @@ def check_upgrade_request(method: str, headers: list[tuple[bytes, bytes]]) -> No
         )
     if method.upper() != "GET":
         raise HTTPError(400, f"A WebSocket handshake must use GET, not {method}")
+    _refuse_a_body(headers)
     if b"upgrade" not in _tokens(headers, b"connection"):
         raise HTTPError(400, "A WebSocket handshake needs 'Connection: Upgrade'")
     versions = _values(headers, b"sec-websocket-version")
