@@ -223,6 +223,8 @@ class Exchange:
                 ping_timeout=options.ws_ping_timeout,
                 max_message_size=options.ws_max_message_size,
                 send_timeout=options.send_timeout,
+                origins=options.ws_origins,
+                require_origin=options.ws_require_origin,
             ),
             **response.options,
         )

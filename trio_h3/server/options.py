@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..websocket.handshake import OriginRules
 
 __all__ = ["ServeOptions"]
 
@@ -65,6 +68,10 @@ class ServeOptions:
     ws_ping_timeout: float = 20.0
     #: Largest incoming WebSocket message before a 1009 close (websockets' 1 MiB).
     ws_max_message_size: int = 1024 * 1024
+    #: Origins WebSocket handshakes may come from, else 403 (websockets' origins=; None: any).
+    ws_origins: OriginRules | None = None
+    #: Also refuse a WebSocket handshake without Origin (websockets: leave None out of origins).
+    ws_require_origin: bool = False
 
     #: Worker threads for plain ``def`` handlers (Trio's and AnyIO's default: 40).
     thread_limit: int = 40

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .handshake import AllowedOrigins, OriginRules
+
 __all__ = ["WebSocketOptions", "check_route_options"]
 
 
@@ -24,6 +26,10 @@ class WebSocketOptions:
     (``None``: unbounded); a peer that stops reading is dropped (1006) instead of
     holding the session, and its memory, forever. The server-wide default is
     ``ServeOptions.send_timeout``, the bound SSE writes have too.
+    ``origins``: the ``Origin`` values a browser may connect from (exact origins, ``"*"``,
+    callables; see :class:`~trio_h3.websocket.handshake.AllowedOrigins` for the rule and
+    why); anything else is refused with 403 before the handler runs. ``None``: any.
+    ``require_origin``: also refuse a request without ``Origin`` (only browsers then).
     """
 
     ping_interval: float | None = 20.0
@@ -32,6 +38,8 @@ class WebSocketOptions:
     message_queue_size: int = 1
     close_timeout: float = 10.0
     send_timeout: float | None = 30.0
+    origins: OriginRules | AllowedOrigins | None = None
+    require_origin: bool = False
 
     def __post_init__(self) -> None:
         if self.ping_interval is not None and not self.ping_interval > 0:
@@ -48,9 +56,17 @@ class WebSocketOptions:
             raise ValueError(f"send_timeout must be > 0 or None, got {self.send_timeout!r}")
 
 
-def check_route_options(options: dict[str, Any]) -> None:
-    """Refuse an unknown or invalid ``app.ws(...)`` option at registration."""
+def check_route_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Refuse an unknown or invalid ``app.ws(...)`` option at registration.
+
+    Returns the options ready for each upgrade: ``origins`` compiled once, here, so a
+    malformed origin is a ValueError when the route is declared, not at a request.
+    """
     unknown = set(options) - {f.name for f in dataclasses.fields(WebSocketOptions)}
     if unknown:
         raise TypeError(f"unknown WebSocket route options: {', '.join(sorted(unknown))}")
-    dataclasses.replace(WebSocketOptions(), **options)
+    checked = dict(options)
+    if checked.get("origins") is not None:
+        checked["origins"] = AllowedOrigins.of(checked["origins"])
+    dataclasses.replace(WebSocketOptions(), **checked)
+    return checked

@@ -42,6 +42,7 @@ from ..errors import HTTPError
 from ..types import RequestHead
 from ._lifecycle import Lifecycle
 from .codes import NORMAL_CLOSE_CODES, may_send
+from .handshake import AllowedOrigins, check_origin
 from .options import WebSocketOptions
 
 __all__ = [
@@ -411,9 +412,39 @@ async def _contain(
         outcome.error_response = rest
         return
     name = getattr(handler, "__qualname__", repr(handler))
-    path = getattr(ws.event, "path", None)
-    await guest.contain(rest, f"WebSocket handler {name}" + (f" ({path})" if path else ""))
+    await guest.contain(rest, f"WebSocket handler {name}{_where(ws)}")
     outcome.failed = True
+
+
+def _json_headers(error: HTTPError) -> list[tuple[str | bytes, str | bytes]]:
+    return [*error.headers, ("content-type", "application/json")]
+
+
+def _where(ws: WebSocket) -> str:
+    path = getattr(ws.event, "path", None)
+    return f" ({path})" if path else ""
+
+
+async def _origin_refusal(
+    ws: WebSocket, head: RequestHead, options: WebSocketOptions, guest: Guest
+) -> HTTPError | None:
+    """The 403 (or 500) for a handshake whose ``Origin`` is not allowed, else None."""
+    try:
+        allowed = None if options.origins is None else AllowedOrigins.of(options.origins)
+    except (TypeError, ValueError) as exc:
+        # A route's origins were checked by app.ws(); this is ServeOptions.ws_origins.
+        logger.error("WebSocket origins setting is invalid: %s", exc)
+        return HTTPError(500)
+    try:
+        check_origin(head.headers, allowed, require_origin=options.require_origin)
+    except HTTPError as refusal:
+        logger.debug("WebSocket handshake%s refused: %s", _where(ws), refusal.message)
+        return refusal
+    except BaseException as exc:
+        # A callable origin rule is app code, a guest like the handler.
+        await guest.contain(exc, f"WebSocket origin check{_where(ws)}")
+        return HTTPError(500)
+    return None
 
 
 async def _finish(ws: WebSocket, outcome: _Outcome) -> None:
@@ -425,11 +456,7 @@ async def _finish(ws: WebSocket, outcome: _Outcome) -> None:
         if life.handshake == "pending" and not life.ended.is_set():
             if outcome.error_response is not None:
                 error = outcome.error_response
-                await ws.reject(
-                    error.status,
-                    error.to_json(),
-                    [*error.headers, ("content-type", "application/json")],
-                )
+                await ws.reject(error.status, error.to_json(), _json_headers(error))
             elif outcome.failed:
                 error = HTTPError(500)
                 await ws.reject(500, error.to_json(), {"content-type": "application/json"})
@@ -506,6 +533,12 @@ async def _run_session(
         return
     ws.subprotocols = list(request.subprotocols)
     life.early_bytes = bytes(trailing_data)
+    refusal = await _origin_refusal(ws, head, options, guest)
+    if refusal is not None:
+        with trio.move_on_after(options.close_timeout):
+            await ws.reject(refusal.status, refusal.to_json(), _json_headers(refusal))
+        await life.close_stream()
+        return
 
     outcome = _Outcome()
     completed = False
