@@ -225,6 +225,7 @@ class Exchange:
                 send_timeout=options.send_timeout,
                 origins=options.ws_origins,
                 require_origin=options.ws_require_origin,
+                compression=options.ws_compression,
             ),
             **response.options,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ..websocket.handshake import OriginRules
@@ -72,6 +72,8 @@ class ServeOptions:
     ws_origins: OriginRules | None = None
     #: Also refuse a WebSocket handshake without Origin (websockets: leave None out of origins).
     ws_require_origin: bool = False
+    #: permessage-deflate when offered, or None (websockets' compression="deflate" default).
+    ws_compression: Literal["deflate"] | None = "deflate"
 
     #: Worker threads for plain ``def`` handlers (Trio's and AnyIO's default: 40).
     thread_limit: int = 40

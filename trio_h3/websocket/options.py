@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .handshake import AllowedOrigins, OriginRules
 
@@ -30,6 +30,9 @@ class WebSocketOptions:
     callables; see :class:`~trio_h3.websocket.handshake.AllowedOrigins` for the rule and
     why); anything else is refused with 403 before the handler runs. ``None``: any.
     ``require_origin``: also refuse a request without ``Origin`` (only browsers then).
+    ``compression``: ``"deflate"`` accepts permessage-deflate (RFC 7692) when the client
+    offers it (browsers do), ``None`` declines it. Incoming messages are inflated no
+    further than ``max_message_size``.
     """
 
     ping_interval: float | None = 20.0
@@ -40,6 +43,7 @@ class WebSocketOptions:
     send_timeout: float | None = 30.0
     origins: OriginRules | AllowedOrigins | None = None
     require_origin: bool = False
+    compression: Literal["deflate"] | None = "deflate"
 
     def __post_init__(self) -> None:
         if self.ping_interval is not None and not self.ping_interval > 0:
@@ -52,6 +56,8 @@ class WebSocketOptions:
             raise ValueError(f"message_queue_size must be >= 0, got {self.message_queue_size!r}")
         if not self.close_timeout > 0:
             raise ValueError(f"close_timeout must be > 0, got {self.close_timeout!r}")
+        if self.compression not in ("deflate", None):
+            raise ValueError(f"compression must be 'deflate' or None, got {self.compression!r}")
         if self.send_timeout is not None and not self.send_timeout > 0:
             raise ValueError(f"send_timeout must be > 0 or None, got {self.send_timeout!r}")
 
