@@ -245,7 +245,7 @@ def websockets_session(port: int, path: str, compression: str | None) -> dict[st
     out: dict[str, Any] = {}
     with ws_connect(
         f"ws://127.0.0.1:{port}{path}",
-        compression=compression,  # type: ignore[arg-type]
+        compression=compression,
         max_size=8 << 20,
         open_timeout=5,
         close_timeout=5,

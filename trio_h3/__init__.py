@@ -22,8 +22,9 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
                      every stream, with its monitor task), options, state
     testing.py       TestClient: the real connection code over in-memory streams
     broadcast.py     the fan-out hub
-    websocket/       handshake and codes (pure), options, session (the handler's API),
-                     _lifecycle (how a session ends), _adapter (trio-websocket's internals)
+    websocket/       handshake, codes, deflate (pure), options, session (the handler's
+                     API), _lifecycle (how a session ends), _adapter (trio-websocket's
+                     and wsproto's internals)
     sse/             encoding, parser, response (pure); stream (the one state machine of
                      a stream's ending) and writer (Trio)
     app.py           H3: routes + middleware + hooks + mounts -> a Response (no Trio)

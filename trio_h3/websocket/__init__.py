@@ -2,6 +2,7 @@
 
 - :mod:`.handshake`: RFC 6455 §4.2.1 checks of an upgrade request; the upgrade response;
 - :mod:`.codes`: :class:`CloseCode` (RFC 6455 §7.4), which codes may be sent (pure);
+- :mod:`.deflate`: permessage-deflate (RFC 7692): negotiation, bounded inflation (pure);
 - :mod:`.options`: :class:`WebSocketOptions`, per route over server-wide defaults;
 - :mod:`.session`: :class:`WebSocket`, run over trio-websocket once upgraded;
 - :mod:`._lifecycle`: how a session ends, and its background tasks;
