@@ -95,9 +95,35 @@ def test_options_defaults_and_validation() -> None:
     assert options.max_message_size == 1 << 20
     assert options.message_queue_size == 1
     assert WebSocketOptions(ping_interval=None).ping_interval is None
-    for bad in ({"ping_interval": 0}, {"ping_timeout": -1}, {"max_message_size": 0}):
+    assert options.send_timeout == 30.0
+    assert options.compression == "deflate"
+    assert (options.origins, options.require_origin) == (None, False)
+    for bad in (
+        {"ping_interval": 0},
+        {"ping_timeout": -1},
+        {"max_message_size": 0},
+        {"send_timeout": 0},
+        {"compression": "gzip"},
+    ):
         with pytest.raises(ValueError):
-            WebSocketOptions(**bad)  # type: ignore[arg-type]
+            WebSocketOptions(**bad)
+
+
+def test_route_options_are_checked_at_registration() -> None:
+    from trio_h3 import H3
+
+    app = H3()
+
+    async def handler(ws: object) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="unknown WebSocket route options: compress"):
+        app.ws("/a", handler, compress=None)
+    with pytest.raises(ValueError, match="compression"):
+        app.ws("/b", handler, compression="brotli")
+    with pytest.raises(ValueError, match="send_timeout"):
+        app.ws("/c", handler, send_timeout=-1)
+    app.ws("/d", handler, compression=None, send_timeout=None, origins=["*"])
 
 
 def test_websocket_closed_carries_code_and_reason() -> None:
@@ -125,12 +151,14 @@ def test_close_codes_match_wsproto_and_the_rfc_ranges() -> None:
     assert NORMAL_CLOSE_CODES == {1000, 1001, 1005}
 
 
-def test_codes_module_is_pure() -> None:
+def test_codes_handshake_and_deflate_are_pure() -> None:
     import subprocess
     import sys
 
     blocked = (
         "import sys\nfor n in ('trio','h11','trio_websocket','wsproto'): sys.modules[n]=None\n"
     )
-    code = blocked + "import trio_h3.websocket.codes, trio_h3.websocket.handshake"
+    code = blocked + (
+        "import trio_h3.websocket.codes, trio_h3.websocket.handshake, trio_h3.websocket.deflate"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

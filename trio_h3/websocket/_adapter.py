@@ -72,7 +72,7 @@ class WireObserver(Protocol):
         """A close frame with ``code`` went out (1006: trio-websocket gave up on the peer)."""
 
     def close_received(self, code: int, reason: str, *, protocol_error: bool) -> None:
-        """The client's close frame arrived, or wsproto failed the connection (1002, 1007)."""
+        """The client's close frame arrived, or wsproto failed the connection (1002, 1007, 1009)."""
 
     async def send_failed(self, reason: str, *, timed_out: bool) -> None:
         """A write was cancelled or outlived ``send_timeout``, possibly mid-frame."""
