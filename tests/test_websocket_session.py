@@ -37,6 +37,7 @@ from websockets.exceptions import ConnectionClosed as WsLibClosed
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from trio_h3._guest import Guest
 from trio_h3.errors import HTTPError
 from trio_h3.types import RequestHead
 from trio_h3.websocket import WebSocket, WebSocketClosed, WebSocketOptions
@@ -94,6 +95,7 @@ async def serve_stream(
         options,
         shutdown if shutdown is not None else trio.Event(),
         shutdown_grace,
+        guest=Guest(),
     )
 
 
@@ -119,6 +121,16 @@ async def start_server(
         )
     )
     return int(listeners[0].socket.getsockname()[1])
+
+
+def code_of(exc: ConnectionClosed) -> int:
+    assert exc.reason is not None
+    return exc.reason.code
+
+
+def exception_of(record: logging.LogRecord) -> BaseException | None:
+    assert record.exc_info is not None
+    return record.exc_info[1]
 
 
 async def echo(ws: WebSocket) -> None:
@@ -647,6 +659,19 @@ async def test_disconnect_before_accept_cancels_the_handler(nursery: trio.Nurser
 
 
 # ----------------------------------------------------------------------------- leaks
+
+
+def _count_tasks() -> int:
+    def walk(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(walk(t) for n in task.child_nurseries for t in n.child_tasks)
+
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    return walk(root)
+
+
+def _count_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.mark.slow

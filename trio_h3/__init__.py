@@ -22,7 +22,9 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
                      every stream, with its monitor task), options, state
     testing.py       TestClient: the real connection code over in-memory streams
     broadcast.py     the fan-out hub
-    websocket/       handshake (pure), options, session (over trio-websocket)
+    websocket/       handshake, codes, deflate (pure), options, session (the handler's
+                     API), _lifecycle (how a session ends), _adapter (trio-websocket's
+                     and wsproto's internals)
     sse/             encoding, parser, response (pure); stream (the one state machine of
                      a stream's ending) and writer (Trio)
     app.py           H3: routes + middleware + hooks + mounts -> a Response (no Trio)
@@ -92,7 +94,7 @@ if TYPE_CHECKING:
     from .utils.forms import UploadFile
     from .utils.sessions import Session, Sessions
     from .utils.static import StaticFiles
-    from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
+    from .websocket import CloseCode, CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
 
@@ -103,6 +105,7 @@ __all__ = [
     "Broadcast",
     "BroadcastStatistics",
     "ClientDisconnected",
+    "CloseCode",
     "CloseFrame",
     "CloseReason",
     "ContentEncoder",
@@ -217,6 +220,7 @@ __getattr__, __dir__ = lazy_exports(
         "Session": ".utils.sessions",
         "Sessions": ".utils.sessions",
         "StaticFiles": ".utils.static",
+        "CloseCode": ".websocket.codes",
         "CloseFrame": ".websocket.session",
         "WebSocket": ".websocket.session",
         "WebSocketClosed": ".websocket.session",

@@ -282,14 +282,16 @@ class H3:
         """A WebSocket route: ``async def handler(ws)`` runs after the upgrade.
 
         Middleware runs before the upgrade (an auth middleware can answer 401). A
-        plain GET gets 426, a bad handshake 400. Keyword arguments
-        (``ping_interval``, ``ping_timeout``, ``max_message_size``,
-        ``message_queue_size``, ``close_timeout``) override the server-wide WebSocket
-        defaults of :class:`~trio_h3.ServeOptions` for this route.
+        plain GET gets 426, a bad handshake 400, an ``Origin`` the route does not allow
+        403. Keyword arguments (``ping_interval``, ``ping_timeout``, ``max_message_size``,
+        ``message_queue_size``, ``close_timeout``, ``send_timeout``, ``origins``,
+        ``require_origin``, ``compression``; see :class:`~trio_h3.WebSocketOptions`)
+        override the server-wide WebSocket defaults of :class:`~trio_h3.ServeOptions`
+        for this route; an unknown or invalid one is an error here, at registration.
         """
         from .websocket.options import check_route_options
 
-        check_route_options(options)
+        options = check_route_options(options)
         if handler is None:
 
             def decorator(fn: W) -> W:

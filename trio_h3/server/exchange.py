@@ -269,6 +269,10 @@ class Exchange:
                 ping_interval=options.ws_ping_interval,
                 ping_timeout=options.ws_ping_timeout,
                 max_message_size=options.ws_max_message_size,
+                send_timeout=options.send_timeout,
+                origins=options.ws_origins,
+                require_origin=options.ws_require_origin,
+                compression=options.ws_compression,
             ),
             **response.options,
         )
@@ -282,6 +286,7 @@ class Exchange:
             settings,
             self.state.shutting_down,
             options.stream_shutdown_grace,
+            guest=self.state.guest,
         )
 
     def _log_access(self, started: float) -> None:

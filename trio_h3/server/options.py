@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..websocket.handshake import OriginRules
 
 __all__ = ["ServeOptions"]
 
@@ -66,6 +69,12 @@ class ServeOptions:
     ws_ping_timeout: float = 20.0
     #: Largest incoming WebSocket message before a 1009 close (websockets' 1 MiB).
     ws_max_message_size: int = 1024 * 1024
+    #: Origins WebSocket handshakes may come from, else 403 (websockets' origins=; None: any).
+    ws_origins: OriginRules | None = None
+    #: Also refuse a WebSocket handshake without Origin (websockets: leave None out of origins).
+    ws_require_origin: bool = False
+    #: permessage-deflate when offered, or None (websockets' compression="deflate" default).
+    ws_compression: Literal["deflate"] | None = "deflate"
 
     # -- behind a proxy (uvicorn's --proxy-headers and --forwarded-allow-ips) --------------
     #: Believe X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239) from the peers in

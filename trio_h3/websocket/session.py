@@ -1,9 +1,10 @@
-"""WebSocket routes: the upgrade hand-off from the h11 connection to trio-websocket.
+"""WebSocket routes: the session a handler holds, from the upgrade hand-off to the close.
 
 The connection code reads the upgrade request with h11, checks it with
-:func:`check_upgrade_request` (pure) and then calls :func:`run_websocket`, which owns the
-stream from then on. The WebSocket protocol itself is trio-websocket's (and wsproto's
-under it); this module adds what a framework needs around it:
+:func:`~.handshake.check_upgrade_request` (pure) and then calls :func:`run_websocket`,
+which owns the stream from then on. The WebSocket protocol itself is trio-websocket's
+(and wsproto's under it, driven through :mod:`._adapter`); this module adds what a
+framework needs around it:
 
 - the request h11 already consumed is replayed into wsproto, and bytes the client sent
   before our answer are kept and handed to the frame parser after the 101;
@@ -13,56 +14,40 @@ under it); this module adds what a framework needs around it:
   slow to read does not count as a dead peer);
 - ``close_code`` / ``close_reason`` are set before any :class:`WebSocketClosed` is raised,
   and both the close frame we sent and the one we received are kept;
-- the handler runs in a cancel scope owned by the session: an abrupt disconnect, a
-  protocol error, an over-size message (1009), a keepalive timeout or server shutdown
-  (1001) cancels it unless it is waiting in ``receive()``, where it gets
-  :class:`WebSocketClosed` instead; after a clean close by the client it gets
+- the handler runs in a cancel scope owned by the session (:mod:`._lifecycle`): an
+  abrupt disconnect, a protocol error, an over-size message (1009), a keepalive timeout
+  or server shutdown (1001) cancels it unless it is waiting in ``receive()``, where it
+  gets :class:`WebSocketClosed` instead; after a clean close by the client it gets
   ``close_timeout`` seconds to notice before it is cancelled;
-- a handler exception closes with 1011 (or answers 500 before the upgrade) and is
-  logged with its traceback on the ``trio_h3`` logger; nothing a client does makes
+- the handler is a guest (:mod:`trio_h3._guest`): whatever it raises, ``BaseException``
+  included, closes its own session with 1011 (or answers 500 before the upgrade) and is
+  logged with its traceback on the ``trio_h3`` logger; ``KeyboardInterrupt`` and
+  ``SystemExit`` also start a graceful shutdown. Nothing a client does makes
   :func:`run_websocket` raise.
-
-trio-websocket gives no public way to run a server connection over a stream whose
-handshake was read elsewhere, so :func:`run_websocket` starts
-``WebSocketConnection._reader_task`` itself, exactly as ``trio_websocket.wrap_server_stream``
-does.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
-from typing import Any, Final, NamedTuple, NoReturn
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, NamedTuple, NoReturn
 
 import trio
-from trio_websocket import (
-    CloseReason,
-    ConnectionClosed,
-    WebSocketConnection,
-    WebSocketRequest,
-)
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import BytesMessage, CloseConnection, Event, Request, TextMessage
+from trio_websocket import CloseReason, ConnectionClosed
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from .. import _sockio as sockio
 from .._groups import raise_single
+from .._guest import Guest
 from ..errors import HTTPError
 from ..types import RequestHead
+from ._lifecycle import Lifecycle
+from .codes import NORMAL_CLOSE_CODES, may_send
+from .handshake import AllowedOrigins, check_origin
 from .options import WebSocketOptions
 
 __all__ = ["CloseFrame", "WebSocket", "WebSocketClosed"]
 
 logger = logging.getLogger("trio_h3")
-
-#: Close codes after which ``async for message in ws`` ends quietly instead of raising.
-NORMAL_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
-
-# Bytes a client may send before we answer the handshake (pipelined frames) that we keep
-# for the frame parser; past this we simply stop reading until the handler decides.
-_MAX_EARLY_BYTES: Final = 64 * 1024
-_RECEIVE_SIZE: Final = 64 * 1024
 
 
 class CloseFrame(NamedTuple):
@@ -95,83 +80,6 @@ class WebSocketClosed(ConnectionClosed):
         return self.reason.reason
 
 
-# --------------------------------------------------------------------------- the session
-
-
-class _ObservedWSConnection(WSConnection):
-    """wsproto's server connection, reporting close frames and finished messages.
-
-    trio-websocket overwrites its own close reason (``aclose`` records 1000 whatever code
-    it sends, and a frame wsproto cannot parse leaves it unset), so the session watches
-    the protocol events themselves: this is the one place every close frame passes.
-    """
-
-    def __init__(self, session: WebSocket) -> None:
-        super().__init__(ConnectionType.SERVER)
-        self._session = session
-
-    def send(self, event: Event) -> bytes:
-        if self._session._stream_broken:
-            # A cancelled send may have left half a frame on the wire: no frame after
-            # it could be parsed, so nothing more is written (not even a close frame).
-            raise ConnectionClosed(CloseReason(1006, "a send was interrupted"))
-        data = super().send(event)
-        if isinstance(event, CloseConnection):
-            self._session._on_close_sent(event.code, event.reason or "")
-        return data
-
-    def events(self) -> Generator[Event, None, None]:
-        for event in super().events():
-            if isinstance(event, CloseConnection):
-                # wsproto reports a frame it cannot parse as a CloseConnection (1002, 1007)
-                # while still OPEN; a real close frame has moved the state on already.
-                self._session._on_close_received(
-                    event.code,
-                    event.reason or "",
-                    protocol_error=self.state is ConnectionState.OPEN,
-                )
-            elif isinstance(event, TextMessage | BytesMessage) and event.message_finished:
-                self._session._messages_parsed += 1
-            yield event
-
-
-class _GuardedStream(trio.abc.Stream):
-    """The connection's stream as trio-websocket sees it: a cancelled write ends it.
-
-    trio-websocket cancels nothing itself, but the session does (keepalive timeouts,
-    shutdown, a handler cancelled mid-``send``), and a frame cut short would make every
-    later frame (even a close frame) garbage to the client.
-    """
-
-    def __init__(self, stream: trio.abc.Stream, session: WebSocket) -> None:
-        self.stream = stream
-        self._session = session
-        # Plain TCP: straight through the socket, as the HTTP side does (see _sockio).
-        # trio-websocket writes from one task at a time and reads from its reader task.
-        self._socket = sockio.raw_socket(stream)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            if self._socket is None:
-                await self.stream.send_all(data)
-            else:
-                await sockio.send_all(self._socket, data)
-        except trio.Cancelled:
-            await self._session._interrupted_send()
-            raise
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.stream.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self._socket is None:
-            return await self.stream.receive_some(max_bytes)
-        return await sockio.receive_some(self._socket, max_bytes)
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
 def _header_pairs(
     headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] | None,
 ) -> list[tuple[bytes, bytes]]:
@@ -186,23 +94,6 @@ def _header_pairs(
     return pairs
 
 
-def _serialise_head(request: RequestHead) -> bytes:
-    """The request head as bytes again, for wsproto's own handshake parser.
-
-    The body (if a client sent one with its upgrade) was consumed by the connection's
-    h11, so its framing headers are dropped rather than left promising bytes.
-    """
-    lines = [b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)]
-    for name, value in request.headers:
-        if name not in (b"content-length", b"transfer-encoding"):
-            lines.append(name + b": " + value)
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-def _valid_close_code(code: int) -> bool:
-    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
 class WebSocket:
     """One WebSocket session, as a handler sees it.
 
@@ -214,67 +105,46 @@ class WebSocket:
     ``sent_close`` / ``received_close`` keep both close frames.
     """
 
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        event: Any,
-        options: WebSocketOptions,
-        shutdown: trio.Event,
-        shutdown_grace: float,
-    ) -> None:
+    def __init__(self, life: Lifecycle, event: Any) -> None:
         self.event = event
         self.subprotocols: list[str] = []
         self.subprotocol: str | None = None
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.sent_close: CloseFrame | None = None
-        self.received_close: CloseFrame | None = None
-
-        self._stream = stream
-        self._options = options
-        self._shutdown = shutdown
-        self._shutdown_grace = shutdown_grace
-        self._wsproto = _ObservedWSConnection(self)
-        self._conn = WebSocketConnection(
-            _GuardedStream(stream, self),
-            self._wsproto,
-            message_queue_size=options.message_queue_size,
-            max_message_size=options.max_message_size,
-            receive_buffer_size=_RECEIVE_SIZE,
-        )
-        self._request: WebSocketRequest | None = None
-        self._handshake = "pending"  # -> "accepted" | "rejected"
+        self._life = life
         self._handshake_lock = trio.Lock()
-        self._early_bytes = b""
-        self._nursery: trio.Nursery | None = None
-        self._watch_scope: trio.CancelScope | None = None
-        self._watch_done = trio.Event()
-        self._reader_started = False
-        self._reader_done = trio.Event()
-
-        self._handler_scope = trio.CancelScope()
-        self._ended = trio.Event()
-        self._end_kind: str | None = None
-        self._closing_kind = "server"
-        self._observed = trio.Event()
-        self._receiving = 0
-        self._cancel_armed = False
-        self._messages_parsed = 0
-        self._messages_delivered = 0
-        self._handler_failed = False
-        self._error_response: HTTPError | None = None
-        self._shutdown_deadline = float("inf")
-        self._stream_broken = False
 
     def __repr__(self) -> str:
-        return f"<WebSocket {self._handshake} close_code={self.close_code!r}>"
+        return f"<WebSocket {self._life.handshake} close_code={self.close_code!r}>"
 
-    # ------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------ how it ended
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the first close frame exchanged, 1006 if lost; None while open."""
+        return self._life.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason text that goes with ``close_code``."""
+        return self._life.close_reason
+
+    @property
+    def sent_close(self) -> CloseFrame | None:
+        """The close frame we sent, if any."""
+        frame = self._life.sent_close
+        return None if frame is None else CloseFrame(*frame)
+
+    @property
+    def received_close(self) -> CloseFrame | None:
+        """The close frame the client sent, if any."""
+        frame = self._life.received_close
+        return None if frame is None else CloseFrame(*frame)
 
     @property
     def closed(self) -> bool:
         """True once the connection is closing or closed (or was rejected)."""
         return self.close_code is not None
+
+    # ------------------------------------------------------------------ public API
 
     async def accept(
         self,
@@ -286,38 +156,31 @@ class WebSocket:
         ``subprotocol`` must be one the client offered (see ``subprotocols``).
         Raises :class:`WebSocketClosed` if the client is already gone.
         """
+        life = self._life
         async with self._handshake_lock:
-            if self._handshake == "accepted":
+            if life.handshake == "accepted":
                 return
-            if self._handshake == "rejected":
+            if life.handshake == "rejected":
                 raise RuntimeError("this WebSocket was rejected; it cannot be accepted")
             if subprotocol is not None and subprotocol not in self.subprotocols:
                 raise ValueError(
                     f"subprotocol {subprotocol!r} was not offered by the client "
                     f"(offered: {self.subprotocols!r})"
                 )
-            if self._ended.is_set():
+            if life.ended.is_set():
                 self._raise_closed()
-            await self._stop_watching()
-            assert self._request is not None and self._nursery is not None
+            await life.stop_watching()
+            assert life.wire.request is not None
             try:
-                await self._request.accept(
+                await life.wire.request.accept(
                     subprotocol=subprotocol, extra_headers=_header_pairs(headers)
                 )
             except ConnectionClosed:
-                self._record_end(1006, "connection lost during the handshake", "abort")
+                life.record_end(1006, "connection lost during the handshake", "abort")
                 self._raise_closed()
-            self._handshake = "accepted"
+            life.handshake = "accepted"
             self.subprotocol = subprotocol
-            if self._early_bytes:
-                # Frames the client pipelined behind its request: wsproto's handshake
-                # parser would drop them, so they go to the frame parser only now.
-                self._wsproto.receive_data(self._early_bytes)
-                self._early_bytes = b""
-            self._reader_started = True
-            self._nursery.start_soon(self._run_reader)
-            if self._options.ping_interval is not None:
-                self._nursery.start_soon(self._keepalive, self._options.ping_interval)
+            life.start_after_accept()
 
     async def reject(
         self,
@@ -339,21 +202,22 @@ class WebSocket:
                 pairs.append((b"content-type", b"text/plain; charset=utf-8"))
         else:
             body_bytes = bytes(body)
+        life = self._life
         async with self._handshake_lock:
-            if self._handshake == "accepted":
+            if life.handshake == "accepted":
                 raise RuntimeError("this WebSocket was accepted; use close() instead")
-            if self._handshake == "rejected":
+            if life.handshake == "rejected":
                 return
-            self._handshake = "rejected"
-            self._observed.set()
-            await self._stop_watching()
-            assert self._request is not None
+            life.handshake = "rejected"
+            life.observed.set()
+            await life.stop_watching()
+            assert life.wire.request is not None
             pairs.append((b"connection", b"close"))
             try:
-                await self._request.reject(status, extra_headers=pairs, body=body_bytes)
+                await life.wire.request.reject(status, extra_headers=pairs, body=body_bytes)
             except ConnectionClosed:
                 pass
-            self._record_end(1006, f"rejected with HTTP {status}", "local")
+            life.record_end(1006, f"rejected with HTTP {status}", "local")
 
     async def receive(self) -> str | bytes:
         """The next message (``str`` for text, ``bytes`` for binary); accepts implicitly.
@@ -362,15 +226,16 @@ class WebSocket:
         this raises :class:`WebSocketClosed`.
         """
         await self._ensure_accepted()
-        self._receiving += 1
+        life = self._life
+        life.receiving += 1
         try:
-            message = await self._conn.get_message()
+            message = await life.wire.connection.get_message()
         except ConnectionClosed:
             self._raise_closed()
         finally:
-            self._receiving -= 1
-        self._messages_delivered += 1
-        self._maybe_cancel_handler()
+            life.receiving -= 1
+        life.messages_delivered += 1
+        life.maybe_cancel_handler()
         return message
 
     async def send(self, message: str | bytes) -> None:
@@ -384,13 +249,17 @@ class WebSocket:
         if not isinstance(message, str | bytes):
             raise TypeError(f"a WebSocket message is str or bytes, not {type(message).__name__}")
         await self._ensure_accepted()
-        if self.close_code is not None or self._wsproto.state is not ConnectionState.OPEN:
+        life = self._life
+        if life.close_code is not None or not life.wire.open:
             self._raise_closed()
+        life.sending += 1
         try:
-            await self._conn.send_message(message)
+            await life.wire.connection.send_message(message)
         except (ConnectionClosed, LocalProtocolError):
             # LocalProtocolError: the close started between our check and the send.
             self._raise_closed()
+        finally:
+            life.sending -= 1
 
     async def ping(self, payload: bytes | None = None) -> None:
         """Send a ping and wait for its pong (a random payload when ``None``).
@@ -399,7 +268,8 @@ class WebSocket:
         payload is already in flight.
         """
         await self._ensure_accepted()
-        if self.close_code is not None or self._wsproto.state is not ConnectionState.OPEN:
+        life = self._life
+        if life.close_code is not None or not life.wire.open:
             self._raise_closed()
         done = trio.Event()
         failure: list[Exception] = []
@@ -408,7 +278,7 @@ class WebSocket:
         async def ping_and_wait() -> None:
             nonlocal ponged
             try:
-                await self._conn.ping(payload)
+                await life.wire.connection.ping(payload)
                 ponged = True
             except (ConnectionClosed, ValueError, LocalProtocolError) as exc:
                 failure.append(exc)
@@ -416,14 +286,18 @@ class WebSocket:
 
         async def wait_for_end() -> None:
             # trio-websocket never wakes a pending ping when the connection ends.
-            await self._ended.wait()
+            await life.ended.wait()
             done.set()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ping_and_wait)
-            nursery.start_soon(wait_for_end)
-            await done.wait()
-            nursery.cancel_scope.cancel()
+        life.sending += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ping_and_wait)
+                nursery.start_soon(wait_for_end)
+                await done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            life.sending -= 1
         if ponged:
             return
         if failure and isinstance(failure[0], ValueError):
@@ -436,20 +310,21 @@ class WebSocket:
         Before ``accept()`` this refuses the upgrade with HTTP 403 instead, as ASGI
         servers do. Idempotent: a no-op once the connection is closing or closed.
         """
-        if not _valid_close_code(code):
+        if not may_send(code):
             raise ValueError(f"{code!r} is not a close code an endpoint may send")
         if len(reason.encode()) > 123:
             raise ValueError("a close reason must fit in 123 bytes of UTF-8")
-        self._observed.set()
-        if self._handshake == "pending":
+        life = self._life
+        life.observed.set()
+        if life.handshake == "pending":
             await self.reject(403, b"")
             return
-        if self._handshake == "rejected" or self._wsproto.state is not ConnectionState.OPEN:
+        if life.handshake == "rejected" or not life.wire.open:
             return
-        self._closing_kind = "local"
-        with trio.move_on_after(self._options.close_timeout):
-            await self._conn.aclose(code, reason or None)
-        await self._close_stream()
+        life.closing_kind = "local"
+        with trio.move_on_after(life.options.close_timeout):
+            await life.wire.connection.aclose(code, reason or None)
+        await life.close_stream()
 
     def __aiter__(self) -> WebSocket:
         return self
@@ -463,272 +338,136 @@ class WebSocket:
                 raise StopAsyncIteration from None
             raise
 
-    # ------------------------------------------------------------------ close bookkeeping
-
-    async def _interrupted_send(self) -> None:
-        """A write was cancelled, possibly mid-frame: the connection cannot go on."""
-        self._stream_broken = True
-        self._record_end(1006, "a send was interrupted", "abort")
-        self._arm_handler_cancel()
-        with trio.CancelScope(shield=True):
-            await self._close_stream()
-
-    def _record_end(self, code: int, reason: str, kind: str) -> None:
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
-        if not self._ended.is_set():
-            self._end_kind = kind
-            self._ended.set()
-
-    def _on_close_sent(self, code: int, reason: str) -> None:
-        self.sent_close = CloseFrame(code, reason)
-        kind = "abort" if code == 1006 else self._closing_kind
-        self._record_end(code, reason, kind)
-
-    def _on_close_received(self, code: int, reason: str, *, protocol_error: bool) -> None:
-        if protocol_error:
-            logger.debug("WebSocket protocol error from client: %s (%d)", reason, code)
-            self._record_end(code, reason, "abort")
-        else:
-            self.received_close = CloseFrame(code, reason)
-            self._record_end(code, reason, "peer")
+    # ------------------------------------------------------------------ internals
 
     def _raise_closed(self) -> NoReturn:
-        if self.close_code is None:
+        life = self._life
+        if life.close_code is None:
             # The reader can close the message channel a moment before it reports why.
-            self._record_end(1006, "connection lost", "abort")
-        assert self.close_code is not None
-        self._observed.set()
-        raise WebSocketClosed(self.close_code, self.close_reason or None)
-
-    def _maybe_cancel_handler(self) -> None:
-        # A handler waiting in receive() learns about the end from WebSocketClosed, and
-        # one that has seen the end is left to finish; any other is cancelled.
-        if self._cancel_armed and not self._observed.is_set() and self._receiving == 0:
-            self._handler_scope.cancel()
-
-    def _arm_handler_cancel(self) -> None:
-        self._cancel_armed = True
-        self._maybe_cancel_handler()
+            life.record_end(1006, "connection lost", "abort")
+        assert life.close_code is not None
+        life.observed.set()
+        raise WebSocketClosed(life.close_code, life.close_reason or None)
 
     async def _ensure_accepted(self) -> None:
-        if self._handshake != "accepted":
-            if self._handshake == "rejected":
+        handshake = self._life.handshake
+        if handshake != "accepted":
+            if handshake == "rejected":
                 self._raise_closed()
             await self.accept()
 
-    # ------------------------------------------------------------------ background tasks
 
-    async def _watch_before_accept(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Notice a client that leaves while the handler decides; keep early bytes."""
-        try:
-            with trio.CancelScope() as scope:
-                self._watch_scope = scope
-                task_status.started()
-                try:
-                    while len(self._early_bytes) < _MAX_EARLY_BYTES:
-                        data = await self._stream.receive_some(_RECEIVE_SIZE)
-                        if not data:
-                            break
-                        self._early_bytes += data
-                    else:
-                        return  # enough buffered: stop reading, let TCP push back
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
-                self._record_end(1006, "client disconnected before the handshake", "abort")
-                self._arm_handler_cancel()
-        finally:
-            self._watch_done.set()
-
-    async def _stop_watching(self) -> None:
-        if self._watch_scope is not None:
-            # Cancelling receive_some consumes no data, so nothing is lost here.
-            self._watch_scope.cancel()
-            await self._watch_done.wait()
-
-    async def _run_reader(self) -> None:
-        try:
-            await self._conn._reader_task()
-        except ConnectionClosed:
-            pass  # a pong or close reply to a client that is already gone
-        except Exception:
-            logger.debug("WebSocket reader ended with an error", exc_info=True)
-        finally:
-            self._reader_done.set()
-            self._record_end(1006, "connection lost", "abort")
-
-    async def _supervise_end(self) -> None:
-        """When the connection ends: cancel a handler that would not notice, free the socket."""
-        await self._ended.wait()
-        if self._end_kind == "peer":
-            # A clean close: let a busy handler come back to receive() and drain.
-            with trio.move_on_after(self._options.close_timeout):
-                await self._observed.wait()
-        if self._end_kind != "local":
-            self._arm_handler_cancel()
-        if self._reader_started:
-            with trio.move_on_after(self._options.close_timeout):
-                await self._reader_done.wait()
-            await self._close_stream()
-
-    async def _keepalive(self, interval: float) -> None:
-        """Ping every ``interval``; no pong within ``ping_timeout`` closes with 1011."""
-        timeout = self._options.ping_timeout
-        while not self._ended.is_set():
-            await trio.sleep(interval)
-            if self._ended.is_set():
-                return
-            pong = trio.Event()
-
-            async def ping_once(pong: trio.Event = pong) -> None:
-                try:
-                    await self._conn.ping()
-                except (ConnectionClosed, ValueError, LocalProtocolError):
-                    return
-                pong.set()
-
-            timed_out = False
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(ping_once)
-                deadline = trio.current_time() + timeout
-                while not pong.is_set() and not self._ended.is_set():
-                    with trio.move_on_at(deadline):
-                        await _first_of(pong, self._ended)
-                    if pong.is_set() or self._ended.is_set():
-                        break
-                    if self._reader_paused():
-                        # Our own handler is behind, so trio-websocket is not reading and
-                        # the pong may be sitting in the socket: not evidence of a dead peer.
-                        deadline = trio.current_time() + timeout
-                        continue
-                    timed_out = True
-                    break
-                nursery.cancel_scope.cancel()
-            if timed_out:
-                logger.debug("WebSocket keepalive: no pong within %ss, closing", timeout)
-                await self._server_close(1011, "keepalive ping timeout")
-                return
-
-    def _reader_paused(self) -> bool:
-        backlog = self._messages_parsed - self._messages_delivered
-        return backlog > self._options.message_queue_size
-
-    async def _watch_shutdown(self) -> None:
-        await self._shutdown.wait()
-        deadline = self._shutdown_deadline = trio.current_time() + self._shutdown_grace
-        if self._handshake == "accepted" and self._wsproto.state is ConnectionState.OPEN:
-            self._closing_kind = "server"
-            with trio.move_on_at(deadline):
-                await self._conn.aclose(1001, "server shutdown")
-            await self._close_stream()
-        elif self._handshake == "pending":
-            # Not upgraded yet: stop the handler now, the session answers 503.
-            self._handler_scope.cancel()
-        await trio.sleep_until(deadline)
-        self._handler_scope.cancel()
-
-    async def _server_close(self, code: int, reason: str) -> None:
-        self._closing_kind = "server"
-        if self._wsproto.state is ConnectionState.OPEN:
-            with trio.move_on_after(self._options.close_timeout):
-                await self._conn.aclose(code, reason)
-        await self._close_stream()
-
-    async def _close_stream(self) -> None:
-        try:
-            await trio.aclose_forcefully(self._stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
-
-    # ------------------------------------------------------------------ the session
-
-    async def _run_handler(self, handler: Callable[[WebSocket], Awaitable[None]]) -> None:
-        with self._handler_scope:
-            try:
-                await handler(self)
-            except Exception as exc:
-                self._handle_handler_error(exc, handler)
-
-    def _handle_handler_error(self, exc: Exception, handler: Any) -> None:
-        if isinstance(exc, ConnectionClosed):
-            logger.debug("WebSocket handler ended on a closed connection: %r", exc)
-            return
-        if isinstance(exc, ExceptionGroup):
-            _closed, rest = exc.split(ConnectionClosed)
-            if rest is None:
-                logger.debug("WebSocket handler ended on a closed connection: %r", exc)
-                return
-            if len(rest.exceptions) == 1 and not isinstance(rest.exceptions[0], ExceptionGroup):
-                exc = rest.exceptions[0]
-        if isinstance(exc, HTTPError) and self._handshake == "pending":
-            self._error_response = exc
-            return
-        self._handler_failed = True
-        name = getattr(handler, "__qualname__", repr(handler))
-        logger.error("WebSocket handler %s raised", name, exc_info=exc)
-
-    async def _finish(self) -> None:
-        """After the handler: answer or close as the outcome requires, free the socket."""
-        # During a shutdown the grace period bounds this too, not only close_timeout.
-        deadline = min(trio.current_time() + self._options.close_timeout, self._shutdown_deadline)
-        with trio.move_on_at(deadline):
-            if self._handshake == "pending" and not self._ended.is_set():
-                if self._error_response is not None:
-                    error = self._error_response
-                    await self.reject(
-                        error.status,
-                        error.to_json(),
-                        [*error.headers, ("content-type", "application/json")],
-                    )
-                elif self._handler_failed:
-                    error = HTTPError(500)
-                    await self.reject(500, error.to_json(), {"content-type": "application/json"})
-                elif self._shutdown.is_set():
-                    await self.reject(503, b"")
-                else:
-                    # The handler returned without accepting: refuse, as ASGI does.
-                    await self.reject(403, b"")
-            elif self._handshake == "accepted" and self._wsproto.state is ConnectionState.OPEN:
-                self._closing_kind = "server"
-                if self._handler_failed:
-                    await self._conn.aclose(1011, "internal error")
-                else:
-                    await self._conn.aclose(1000)
-            if self._reader_started:
-                await self._reader_done.wait()
-        await self._close_stream()
+# --------------------------------------------------------------------------- the session
 
 
-async def _first_of(*events: trio.Event) -> None:
-    """Wait until any of ``events`` is set."""
-    async with trio.open_nursery() as nursery:
-        for event in events:
+class _Outcome:
+    """What the handler's run left for :func:`_finish` to answer."""
 
-            async def wait(event: trio.Event = event) -> None:
-                await event.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(wait)
+    def __init__(self) -> None:
+        self.failed = False
+        self.error_response: HTTPError | None = None
 
 
-async def _send_handshake_error(
-    stream: trio.abc.Stream, wsproto_conn: WSConnection, error: RemoteProtocolError
+async def _run_handler(
+    ws: WebSocket,
+    handler: Callable[[WebSocket], Awaitable[None]],
+    outcome: _Outcome,
+    guest: Guest,
 ) -> None:
-    hint = error.event_hint
-    if hint is None:
-        return
-    try:
-        data = wsproto_conn.send(hint)
-    except LocalProtocolError:
-        return
-    with trio.move_on_after(5):
+    with ws._life.handler_scope:
         try:
-            await stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            await handler(ws)
+        except BaseException as exc:
+            # App code is a guest (see trio_h3._guest): whatever it raises ends only this
+            # session. A cancellation of ours is re-raised by contain() and ends here, at
+            # the handler's scope, or further out if the caller's scope was cancelled.
+            await _contain(ws, exc, handler, outcome, guest)
+
+
+async def _contain(
+    ws: WebSocket, exc: BaseException, handler: Any, outcome: _Outcome, guest: Guest
+) -> None:
+    rest: BaseException | None
+    if isinstance(exc, BaseExceptionGroup):
+        _closed, rest = exc.split(ConnectionClosed)
+        if (
+            rest is not None
+            and len(rest.exceptions) == 1
+            and not isinstance(rest.exceptions[0], BaseExceptionGroup)
+        ):
+            rest = rest.exceptions[0]
+    else:
+        rest = None if isinstance(exc, ConnectionClosed) else exc
+    if rest is None:
+        # The handler let the WebSocketClosed it was given escape: the connection's end,
+        # not a failure.
+        logger.debug("WebSocket handler ended on a closed connection: %r", exc)
+        return
+    if isinstance(rest, HTTPError) and ws._life.handshake == "pending":
+        outcome.error_response = rest
+        return
+    name = getattr(handler, "__qualname__", repr(handler))
+    await guest.contain(rest, f"WebSocket handler {name}{_where(ws)}")
+    outcome.failed = True
+
+
+def _json_headers(error: HTTPError) -> list[tuple[str | bytes, str | bytes]]:
+    return [*error.headers, ("content-type", "application/json")]
+
+
+def _where(ws: WebSocket) -> str:
+    path = getattr(ws.event, "path", None)
+    return f" ({path})" if path else ""
+
+
+async def _origin_refusal(
+    ws: WebSocket, head: RequestHead, options: WebSocketOptions, guest: Guest
+) -> HTTPError | None:
+    """The 403 (or 500) for a handshake whose ``Origin`` is not allowed, else None."""
+    try:
+        allowed = None if options.origins is None else AllowedOrigins.of(options.origins)
+    except (TypeError, ValueError) as exc:
+        # A route's origins were checked by app.ws(); this is ServeOptions.ws_origins.
+        logger.error("WebSocket origins setting is invalid: %s", exc)
+        return HTTPError(500)
+    try:
+        check_origin(head.headers, allowed, require_origin=options.require_origin)
+    except HTTPError as refusal:
+        logger.debug("WebSocket handshake%s refused: %s", _where(ws), refusal.message)
+        return refusal
+    except BaseException as exc:
+        # A callable origin rule is app code, a guest like the handler.
+        await guest.contain(exc, f"WebSocket origin check{_where(ws)}")
+        return HTTPError(500)
+    return None
+
+
+async def _finish(ws: WebSocket, outcome: _Outcome) -> None:
+    """After the handler: answer or close as the outcome requires, free the socket."""
+    life = ws._life
+    # During a shutdown the grace period bounds this too, not only close_timeout.
+    deadline = min(trio.current_time() + life.options.close_timeout, life.shutdown_deadline)
+    with trio.move_on_at(deadline):
+        if life.handshake == "pending" and not life.ended.is_set():
+            if outcome.error_response is not None:
+                error = outcome.error_response
+                await ws.reject(error.status, error.to_json(), _json_headers(error))
+            elif outcome.failed:
+                error = HTTPError(500)
+                await ws.reject(500, error.to_json(), {"content-type": "application/json"})
+            elif life.shutdown.is_set():
+                await ws.reject(503, b"")
+            else:
+                # The handler returned without accepting: refuse, as ASGI does.
+                await ws.reject(403, b"")
+        elif life.handshake == "accepted" and life.wire.open:
+            life.closing_kind = "server"
+            if outcome.failed:
+                await life.wire.connection.aclose(1011, "internal error")
+            else:
+                await life.wire.connection.aclose(1000)
+        await life.wait_reader_done()
+    await life.close_stream()
 
 
 async def run_websocket(
@@ -740,20 +479,25 @@ async def run_websocket(
     options: WebSocketOptions,
     shutdown: trio.Event,
     shutdown_grace: float,
+    *,
+    guest: Guest,
 ) -> None:
     """Run one WebSocket session over ``stream`` in the caller's task; close the stream.
 
     ``head`` is the upgrade request as the parser read it (already checked with
     :func:`check_upgrade_request`), ``trailing_data`` the bytes received after it.
     Returns when the session is over. Never raises for a client's misbehaviour or
-    disconnect; a handler exception closes with 1011 (or answers 500 before the
-    upgrade) and is logged on the ``trio_h3`` logger. When ``shutdown`` is set the
-    connection is closed with 1001 and the handler is cancelled within ``shutdown_grace``.
-    Only cancellation from the caller propagates (as a single ``trio.Cancelled``).
+    disconnect. Whatever the handler raises, ``BaseException`` included, is contained
+    by ``guest`` (the server's :class:`~trio_h3._guest.Guest`): logged with its
+    traceback on the ``trio_h3`` logger, answered with 1011 (or 500 before the upgrade),
+    and for ``KeyboardInterrupt``/``SystemExit`` a graceful shutdown is requested. When
+    ``shutdown`` is set the connection is closed with 1001 and the handler is cancelled
+    within ``shutdown_grace``. Only cancellation from the caller propagates (as a
+    single ``trio.Cancelled``).
     """
     try:
         await _run_session(
-            stream, head, trailing_data, event, handler, options, shutdown, shutdown_grace
+            stream, head, trailing_data, event, handler, options, shutdown, shutdown_grace, guest
         )
     except BaseExceptionGroup as group:
         raise_single(group)
@@ -768,36 +512,43 @@ async def _run_session(
     options: WebSocketOptions,
     shutdown: trio.Event,
     shutdown_grace: float,
+    guest: Guest,
 ) -> None:
-    ws = WebSocket(stream, event, options, shutdown, shutdown_grace)
+    life = Lifecycle(stream, options, shutdown, shutdown_grace)
+    ws = WebSocket(life, event)
     try:
-        ws._wsproto.receive_data(_serialise_head(head))
-        requests = [e for e in ws._wsproto.events() if isinstance(e, Request)]
+        request = life.wire.read_request(head)
     except RemoteProtocolError as exc:
         logger.debug("WebSocket handshake refused by wsproto: %s", exc)
-        await _send_handshake_error(stream, ws._wsproto, exc)
-        await ws._close_stream()
+        await life.wire.refuse(exc)
+        await life.close_stream()
         return
-    if len(requests) != 1:
-        await ws._close_stream()
+    if request is None:
+        await life.close_stream()
         return
-    ws._request = WebSocketRequest(ws._conn, requests[0])
-    ws.subprotocols = list(requests[0].subprotocols)
-    ws._early_bytes = bytes(trailing_data)
+    ws.subprotocols = list(request.subprotocols)
+    life.early_bytes = bytes(trailing_data)
+    refusal = await _origin_refusal(ws, head, options, guest)
+    if refusal is not None:
+        with trio.move_on_after(options.close_timeout):
+            await ws.reject(refusal.status, refusal.to_json(), _json_headers(refusal))
+        await life.close_stream()
+        return
 
+    outcome = _Outcome()
     completed = False
     async with trio.open_nursery() as nursery:
-        ws._nursery = nursery
+        life.nursery = nursery
         try:
-            await nursery.start(ws._watch_before_accept)
-            nursery.start_soon(ws._supervise_end)
-            nursery.start_soon(ws._watch_shutdown)
-            await ws._run_handler(handler)
+            await nursery.start(life.watch_before_accept)
+            nursery.start_soon(life.supervise_end)
+            nursery.start_soon(life.watch_shutdown)
+            await _run_handler(ws, handler, outcome, guest)
             completed = True
         finally:
             with trio.CancelScope(shield=True):
                 if completed:
-                    await ws._finish()
+                    await _finish(ws, outcome)
                 else:
-                    await ws._close_stream()
+                    await life.close_stream()
             nursery.cancel_scope.cancel()
