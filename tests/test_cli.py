@@ -16,7 +16,8 @@ import trio
 from helpers import open_connection, read_until, request_bytes
 
 from trio_h3 import H3
-from trio_h3.cli import AppImportError, import_app, main
+from trio_h3.cli import main
+from trio_h3.cli.loader import AppImportError, import_app
 
 REPO = Path(__file__).resolve().parent.parent
 URL_LINE = re.compile(rb"listening on (http://127\.0\.0\.1:(\d+))")

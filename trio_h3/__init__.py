@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     )
     from .router import Match, Router
     from .server.options import ServeOptions
-    from .server.serve import Server, serve
+    from .server.serve import LifespanError, Server, serve
     from .sse import (
         CloseReason,
         ServerSentEvent,
@@ -94,6 +94,7 @@ __all__ = [
     "Handler",
     "Headers",
     "JSONResponse",
+    "LifespanError",
     "Match",
     "Middleware",
     "MultiMapping",
@@ -157,6 +158,7 @@ __getattr__, __dir__ = lazy_exports(
         "Match": ".router",
         "Router": ".router",
         "ServeOptions": ".server.options",
+        "LifespanError": ".server.serve",
         "Server": ".server.serve",
         "serve": ".server.serve",
         "CloseReason": ".sse.stream",
