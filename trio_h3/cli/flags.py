@@ -134,12 +134,19 @@ def _make_flag(field: dataclasses.Field[Any], hint: Any, comments: Mapping[str, 
         args = typing.get_args(base)
         element = args[0] if args else str
         if element == tuple[str, str]:
+            common["metavar"] = common["metavar"] or "NAME:VALUE"
             return Flag(kind="pairs", convert=_pair, off=off, **common)
+        common["metavar"] = common["metavar"] or "A,B,..."
         return Flag(kind="list", convert=_words, off=off, **common)
     if typing.get_origin(base) is Literal:
         values = typing.get_args(base)
         return Flag(kind="value", convert=_literal(values), choices=values, off=off, **common)
     convert: Callable[[str], Any] = base if base in (int, float) else str
+    if common["metavar"] is None:
+        # ServeOptions' rule: times are seconds, sizes bytes.
+        common["metavar"] = {float: "SECONDS", int: "BYTES" if name.endswith("_size") else "N"}.get(
+            convert, "TEXT"
+        )
     return Flag(kind="value", convert=convert, off=off, **common)
 
 
@@ -164,15 +171,6 @@ def shown_default(flag: Flag) -> str:
     return str(value)
 
 
-def _metavar(flag: Flag) -> str:
-    # ServeOptions' rule: times are seconds, sizes bytes.
-    if flag.convert is float:
-        return "SECONDS"
-    if flag.convert is int:
-        return "BYTES" if flag.field.endswith("_size") else "N"
-    return "TEXT"
-
-
 def add_serve_flags(parser: argparse.ArgumentParser) -> list[Flag]:
     """Add one flag per ServeOptions field to ``parser`` (defaults: not given)."""
     group = parser.add_argument_group(
@@ -191,7 +189,7 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> list[Flag]:
                 **common,
             )
             continue
-        metavar = flag.metavar or _metavar(flag)
+        metavar = flag.metavar
         if flag.kind in ("pairs", "list"):
             group.add_argument(
                 *flag.names,

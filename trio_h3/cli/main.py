@@ -47,6 +47,7 @@ class CommandFlag:
 
     names: tuple[str, ...]
     help: str
+    #: As docs/cli.md shows it (markdown).
     default: str
     precedent: str
     group: str
@@ -57,7 +58,7 @@ COMMAND_FLAGS = (
     CommandFlag(
         ("--factory",),
         "MODULE:ATTR is a function returning the app; it is called once.",
-        "off",
+        "`off`",
         "uvicorn's --factory",
         "app",
         {"action": "store_true"},
@@ -74,7 +75,7 @@ COMMAND_FLAGS = (
         ("--env-file",),
         "Set environment variables from this dotenv file before the app is imported "
         "(variables already set win).",
-        "none",
+        "`none`",
         "uvicorn's --env-file (python-dotenv's format and precedence)",
         "app",
         {"metavar": "PATH"},
@@ -83,23 +84,24 @@ COMMAND_FLAGS = (
         ("--log-config",),
         "Logging configuration replacing the default: dictConfig JSON (.json) or YAML "
         "(.yaml/.yml, needs PyYAML), else fileConfig INI.",
-        "none",
+        "`none`",
         "uvicorn's --log-config",
         "logging",
         {"metavar": "PATH"},
     ),
     CommandFlag(
         ("--log-level",),
-        "Logging level (with --log-config: of the trio_h3 loggers only).",
-        "info",
+        "Logging level: critical, error, warning, info or debug (with --log-config: "
+        "of the trio_h3 loggers only).",
+        "`info`",
         "uvicorn's --log-level",
         "logging",
-        {"choices": logs.LEVELS},
+        {"choices": logs.LEVELS, "metavar": "LEVEL"},
     ),
     CommandFlag(
         ("--use-colors",),
         "Colour the log (default: only on a terminal, and not with NO_COLOR).",
-        "auto",
+        "`auto`",
         "uvicorn's --use-colors/--no-use-colors",
         "logging",
         {"action": argparse.BooleanOptionalAction},
@@ -107,7 +109,7 @@ COMMAND_FLAGS = (
     CommandFlag(
         ("--reload",),
         "Restart when a watched file changes (the app is imported by the child only).",
-        "off",
+        "`off`",
         "uvicorn's --reload",
         "reload",
         {"action": "store_true"},
@@ -123,7 +125,7 @@ COMMAND_FLAGS = (
     CommandFlag(
         ("--reload-include",),
         "A glob of files to watch, repeatable (added to *.py).",
-        "*.py",
+        "`*.py`",
         "uvicorn's --reload-include",
         "reload",
         {"action": "append", "metavar": "GLOB", "default": []},
@@ -131,7 +133,7 @@ COMMAND_FLAGS = (
     CommandFlag(
         ("--reload-exclude",),
         "A glob or directory to ignore, repeatable (added to .*, .py[cod], .sw.*, ~*).",
-        ".* .py[cod] .sw.* ~*",
+        "`.*` `.py[cod]` `.sw.*` `~*`",
         "uvicorn's --reload-exclude",
         "reload",
         {"action": "append", "metavar": "GLOB", "default": []},

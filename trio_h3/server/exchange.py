@@ -259,17 +259,26 @@ class Exchange:
         )
 
     def _log_access(self, started: float) -> None:
+        # uvicorn's line (what its users grep for), then the bytes and the duration; the
+        # record carries uvicorn's attributes too, for a --log-config format of theirs.
         event = self.event
         client = self.connection.client
+        client_addr = f"{client.host}:{client.port}" if client else "-"
+        request_line = (
+            f"{event.method} {self.head.target.decode('latin-1')} HTTP/{event.http_version}"
+        )
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %d %d %.1fms',
-            client.host if client else "-",
-            event.method,
-            self.head.target.decode("latin-1"),
-            event.http_version,
+            '%s - "%s" %d %d %.1fms',
+            client_addr,
+            request_line,
             self.status,
             self.wire.body_bytes,
             (trio.current_time() - started) * 1000,
+            extra={
+                "client_addr": client_addr,
+                "request_line": request_line,
+                "status_code": self.status,
+            },
         )
 
     # -- RequestIO ----------------------------------------------------------------------------
