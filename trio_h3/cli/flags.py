@@ -144,9 +144,12 @@ def _make_flag(field: dataclasses.Field[Any], hint: Any, comments: Mapping[str, 
     convert: Callable[[str], Any] = base if base in (int, float) else str
     if common["metavar"] is None:
         # ServeOptions' rule: times are seconds, sizes bytes.
-        common["metavar"] = {float: "SECONDS", int: "BYTES" if name.endswith("_size") else "N"}.get(
-            convert, "TEXT"
-        )
+        if convert is float:
+            common["metavar"] = "SECONDS"
+        elif convert is int:
+            common["metavar"] = "BYTES" if name.endswith("_size") else "N"
+        else:
+            common["metavar"] = "TEXT"
     return Flag(kind="value", convert=convert, off=off, **common)
 
 

@@ -11,6 +11,7 @@ Two kinds of failure, told apart as uvicorn users expect:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -21,7 +22,10 @@ from ..app import H3
 
 __all__: list[str] = []
 
-_CLI_DIR = os.path.dirname(os.path.abspath(__file__))
+# The frames a startup error's traceback leaves out: the importer's, contextlib's and
+# trio-h3's own (what failed is the app's code, so its frames are the story).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CONTEXTLIB = os.path.abspath(contextlib.__file__)
 
 
 class AppImportError(Exception):
@@ -105,11 +109,16 @@ def _name(exc: BaseException) -> str:
 
 def _ours(frame: traceback.FrameSummary) -> bool:
     filename = frame.filename
-    return filename.startswith("<frozen importlib") or os.path.dirname(filename) == _CLI_DIR
+    return (
+        filename.startswith("<frozen importlib")
+        or filename == _CONTEXTLIB
+        or filename.startswith(_PACKAGE_DIR + os.sep)
+    )
 
 
 def format_cause(exc: BaseException) -> str:
-    """The traceback of ``exc`` without the importer's and the CLI's frames."""
+    """The traceback of ``exc`` without the importer's, contextlib's and trio-h3's frames
+    (all of them are kept when nothing else is left)."""
     report = traceback.TracebackException.from_exception(exc)
     for part in _chain(report):
         frames = [frame for frame in part.stack if not _ours(frame)]

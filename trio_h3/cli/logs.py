@@ -123,21 +123,20 @@ def load_config(path: str) -> None:
             text = file.read()
     except OSError as exc:
         raise ValueError(f"cannot read --log-config {path!r}: {exc.strerror}") from exc
+    yaml = _yaml(path) if path.endswith((".yaml", ".yml")) else None
     try:
         if path.endswith(".json"):
             logging.config.dictConfig(json.loads(text))
-        elif path.endswith((".yaml", ".yml")):
-            logging.config.dictConfig(_yaml(path, text))
+        elif yaml is not None:
+            logging.config.dictConfig(yaml.safe_load(text))
         else:
             # Loggers that exist already (trio_h3's own) stay enabled, as uvicorn does.
             logging.config.fileConfig(path, disable_existing_loggers=False)
-    except ValueError:
-        raise
     except Exception as exc:
         raise ValueError(f"cannot use --log-config {path!r}: {type(exc).__name__}: {exc}") from exc
 
 
-def _yaml(path: str, text: str) -> Any:
+def _yaml(path: str) -> Any:
     try:
         import yaml  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
@@ -145,4 +144,4 @@ def _yaml(path: str, text: str) -> Any:
             f"--log-config {path!r} is YAML, which needs PyYAML (pip install pyyaml); "
             "or give the same config as JSON"
         ) from None
-    return yaml.safe_load(text)
+    return yaml
