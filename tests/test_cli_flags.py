@@ -18,7 +18,7 @@ import pytest
 
 from trio_h3 import H3, ServeOptions
 from trio_h3.cli import docs, envfile, logs
-from trio_h3.cli.flags import _make_flag, add_serve_flags, given_options, options_for
+from trio_h3.cli.flags import _make_flag, add_flag, add_serve_flags, given_options, options_for
 from trio_h3.cli.main import COMMAND_FLAGS, build_parser
 from trio_h3.cli.reload import ReloadFilter, child_argv, reload_dirs
 from trio_h3.server.options import option
@@ -45,7 +45,7 @@ def help_text() -> str:
 
 def test_every_serve_options_field_has_a_flag_in_run_help() -> None:
     text = help_text()
-    parser, flags = build_parser()
+    _, flags = build_parser()
     assert {f.field for f in flags} == {f.name for f in dataclasses.fields(ServeOptions)}
     for flag in flags:
         for name in (*flag.names, *([flag.off] if flag.off else [])):
@@ -96,13 +96,7 @@ def test_a_field_without_metadata_gets_a_derived_flag() -> None:
     assert made["documented"].help == "Said here."
     parser = argparse.ArgumentParser()
     for flag in made.values():  # they register like the real ones
-        kwargs = {"dest": flag.field, "default": argparse.SUPPRESS}
-        if flag.kind == "bool":
-            parser.add_argument(*flag.names, action=argparse.BooleanOptionalAction, **kwargs)
-        elif flag.kind == "list":
-            parser.add_argument(*flag.names, action="append", type=flag.convert, **kwargs)
-        else:
-            parser.add_argument(*flag.names, type=flag.convert, choices=flag.choices, **kwargs)
+        add_flag(parser, flag)
     args = parser.parse_args(
         ["--http", "h11", "--forwarded-allow-ips", "10.0.0.1,10.0.0.2", "--no-ws-compression"]
     )
@@ -270,7 +264,7 @@ def test_env_file_does_not_override_the_environment(
     assert os.environ["TRIO_H3_T_SET"] == "from-env"
     assert os.environ["TRIO_H3_T_NEW"] == "from-file"
     monkeypatch.delenv("TRIO_H3_T_NEW")
-    with pytest.raises(OSError, match="cannot read --env-file '.*missing'"):
+    with pytest.raises(OSError, match=r"cannot read --env-file '.*missing'"):
         envfile.load(str(tmp_path / "missing"))
 
 
@@ -438,9 +432,9 @@ def test_log_config_replaces_the_default(kind: str, tmp_path: Path, restore_logg
 
 
 def test_log_config_errors_name_the_file(tmp_path: Path, restore_logging: None) -> None:
-    with pytest.raises(ValueError, match="cannot read --log-config '.*nope.json'"):
+    with pytest.raises(ValueError, match=r"cannot read --log-config '.*nope.json'"):
         logs.configure(log_config=str(tmp_path / "nope.json"), log_level=None, use_colors=None)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="cannot use --log-config '.*bad.json': JSONDecodeError"):
+    with pytest.raises(ValueError, match=r"cannot use --log-config '.*bad.json': JSONDecodeError"):
         logs.configure(log_config=str(bad), log_level=None, use_colors=None)

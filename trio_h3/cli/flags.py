@@ -174,51 +174,43 @@ def shown_default(flag: Flag) -> str:
     return str(value)
 
 
+def add_flag(group: argparse._ActionsContainer, flag: Flag) -> None:
+    """Register ``flag`` (and its ``--no-...``) on ``group``; its default: not given."""
+    suffix = f" [{flag.field}; default {shown_default(flag)}]"
+    common: dict[str, Any] = {"dest": flag.field, "default": argparse.SUPPRESS}
+    if flag.kind == "bool":
+        group.add_argument(
+            *flag.names, action=argparse.BooleanOptionalAction, help=flag.help + suffix, **common
+        )
+        return
+    if flag.kind in ("pairs", "list"):
+        common.update(action="append", metavar=flag.metavar, help=flag.help + " Repeatable.")
+    else:
+        common.update(choices=flag.choices, help=flag.help)
+        if flag.choices is None:
+            common["metavar"] = flag.metavar
+    common["help"] += suffix
+    group.add_argument(*flag.names, type=flag.convert or str, **common)
+    if flag.off is not None:
+        group.add_argument(
+            flag.off,
+            action="store_const",
+            const=None,
+            dest=flag.field,
+            default=argparse.SUPPRESS,
+            help=f"Turn it off ({flag.field} = None).",
+        )
+
+
 def add_serve_flags(parser: argparse.ArgumentParser) -> list[Flag]:
-    """Add one flag per ServeOptions field to ``parser`` (defaults: not given)."""
+    """Add one flag per ServeOptions field to ``parser`` (see the module docstring)."""
     group = parser.add_argument_group(
         "server options",
         "Each sets a ServeOptions field, on top of the app's own serve_options (see docs/cli.md).",
     )
     flags = serve_flags()
     for flag in flags:
-        suffix = f" [{flag.field}; default {shown_default(flag)}]"
-        common: dict[str, Any] = {"dest": flag.field, "default": argparse.SUPPRESS}
-        if flag.kind == "bool":
-            group.add_argument(
-                *flag.names,
-                action=argparse.BooleanOptionalAction,
-                help=flag.help + suffix,
-                **common,
-            )
-            continue
-        metavar = flag.metavar
-        if flag.kind in ("pairs", "list"):
-            group.add_argument(
-                *flag.names,
-                action="append",
-                type=flag.convert or str,
-                metavar=metavar,
-                help=flag.help + " Repeatable." + suffix,
-                **common,
-            )
-        else:
-            group.add_argument(
-                *flag.names,
-                type=flag.convert or str,
-                choices=flag.choices,
-                metavar=metavar if flag.choices is None else None,
-                help=flag.help + suffix,
-                **common,
-            )
-        if flag.off is not None:
-            group.add_argument(
-                flag.off,
-                action="store_const",
-                const=None,
-                help=f"Turn it off ({flag.field} = None).",
-                **common,
-            )
+        add_flag(group, flag)
     return flags
 
 
