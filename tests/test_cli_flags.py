@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,7 @@ from trio_h3 import H3, ServeOptions
 from trio_h3.cli import docs, envfile, logs
 from trio_h3.cli.flags import _make_flag, add_flag, add_serve_flags, given_options, options_for
 from trio_h3.cli.main import COMMAND_FLAGS, build_parser
-from trio_h3.cli.reload import ReloadFilter, child_argv, reload_dirs
+from trio_h3.cli.reload import ReloadFilter, _Watcher, child_argv, reload_dirs
 from trio_h3.server.options import option
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -438,3 +439,34 @@ def test_log_config_errors_name_the_file(tmp_path: Path, restore_logging: None) 
     bad.write_text("{not json")
     with pytest.raises(ValueError, match=r"cannot use --log-config '.*bad.json': JSONDecodeError"):
         logs.configure(log_config=str(bad), log_level=None, use_colors=None)
+
+
+def test_yaml_log_config_without_pyyaml_says_what_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # PyYAML not installed
+    path = tmp_path / "logging.yaml"
+    path.write_text("version: 1\n")
+    with pytest.raises(ValueError, match=r"is YAML, which needs PyYAML \(pip install pyyaml\)"):
+        logs.configure(log_config=str(path), log_level=None, use_colors=None)
+
+
+def test_the_polling_watcher_without_watchfiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "watchfiles", None)
+    module = tmp_path / "app.py"
+    module.write_text("1")
+    (tmp_path / ".venv").mkdir()
+    watcher = _Watcher([tmp_path], ReloadFilter(), threading.Event())
+    assert watcher.name == "polling"
+    changes = watcher.changes()
+    assert next(changes) == []
+    stat = module.stat()
+    module.write_text("2")
+    os.utime(module, (stat.st_atime, stat.st_mtime + 10))  # a change whatever the clock
+    (tmp_path / "data.json").write_text("{}")
+    (tmp_path / ".venv" / "site.py").write_text("")
+    assert next(changes) == [module]
+    watcher.stop.set()
+    assert list(changes) == []

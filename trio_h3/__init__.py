@@ -15,7 +15,8 @@
 
 The map (data flows top to bottom; each layer knows only the ones below it)::
 
-    cli.py           trio-h3 run module:app: imports the app, builds ServeOptions, serve()
+    cli/             trio-h3 run module:app: flags from ServeOptions' fields, logging,
+                     --reload's supervisor; imports the app, serve()
     server/          the Trio shell: serve (listeners, signals, hard bounds), connection
                      (the request loop), exchange (one request), wire (the only module
                      that speaks h11), checks (pure), body, streaming (one lifecycle for
