@@ -26,6 +26,7 @@ __all__: list[str] = []
 # trio-h3's own (what failed is the app's code, so its frames are the story).
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONTEXTLIB = os.path.abspath(contextlib.__file__)
+_IMPORTLIB_DIR = os.path.dirname(os.path.abspath(importlib.__file__))
 
 
 class AppImportError(Exception):
@@ -112,6 +113,7 @@ def _ours(frame: traceback.FrameSummary) -> bool:
     return (
         filename.startswith("<frozen importlib")
         or filename == _CONTEXTLIB
+        or filename.startswith(_IMPORTLIB_DIR + os.sep)
         or filename.startswith(_PACKAGE_DIR + os.sep)
     )
 
