@@ -41,6 +41,9 @@ PURE = [
     "trio_h3.sse.parser",
     "trio_h3.sse.response",
     "trio_h3.websocket.handshake",
+    "trio_h3.validation",
+    "trio_h3.utils.auth",
+    "trio_h3.utils.proxy",
 ]
 BLOCK = (
     "import sys\n"

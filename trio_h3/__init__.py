@@ -29,13 +29,15 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
     app.py           H3: routes + middleware + hooks + mounts -> a Response (no Trio)
     middleware.py    the onion and its scoping, on the canonical path (no Trio)
     event.py         H3Event: the request as read, the response being built (no Trio)
-    utils/           the h3 utilities, helpers that take an event
+    validation.py    validate= / validated_query(): any callable, its errors a 400 (no Trio)
+    utils/           the h3 utilities, helpers that take an event: cookies, auth, proxy
+                     (pure), forms (Trio: multipart parsing, uploads spooled to temp files)
     types.py         the shapes the layers agree on; RequestIO, the framework/server seam
     router.py  paths.py  response.py  datastructures.py  errors.py     the pure core
 
 ``import trio_h3`` loads neither Trio nor h11: names are imported on first use (PEP 562),
-and the pure core (router, paths, response, errors, datastructures, sse.encoding,
-sse.parser, websocket.handshake) imports with both absent. App code is a guest:
+and the pure core (router, paths, response, errors, datastructures, validation,
+sse.encoding, sse.parser, websocket.handshake) imports with both absent. App code is a guest:
 ``_guest.py`` is the one boundary that turns whatever it raises into a 500, the end of
 its own stream or a 1011, and lets every other connection carry on.
 """
@@ -49,7 +51,7 @@ from ._lazy import lazy_exports
 if TYPE_CHECKING:
     from .app import H3, Route, RouteOptions
     from .broadcast import Broadcast, BroadcastStatistics, Subscription
-    from .datastructures import URL, Address, Headers, MultiMapping, QueryParams
+    from .datastructures import URL, Address, FormData, Headers, MultiMapping, QueryParams
     from .errors import ClientDisconnected, HTTPError, StreamClosed
     from .event import H3Event
     from .paths import safe_join
@@ -75,7 +77,9 @@ if TYPE_CHECKING:
         encode_retry,
     )
     from .types import Handler, Middleware, Next, StreamCallback, WebSocketHandler
+    from .utils.auth import basic_auth, basic_credentials, constant_time_equals
     from .utils.cookies import delete_cookie, set_cookie
+    from .utils.forms import UploadFile
     from .websocket import CloseFrame, WebSocket, WebSocketClosed, WebSocketOptions
 
 __version__ = "0.1.0"
@@ -89,6 +93,7 @@ __all__ = [
     "ClientDisconnected",
     "CloseFrame",
     "CloseReason",
+    "FormData",
     "H3Event",
     "HTMLResponse",
     "HTTPError",
@@ -117,11 +122,15 @@ __all__ = [
     "StreamClosed",
     "StreamingResponse",
     "Subscription",
+    "UploadFile",
     "WebSocket",
     "WebSocketClosed",
     "WebSocketHandler",
     "WebSocketOptions",
     "__version__",
+    "basic_auth",
+    "basic_credentials",
+    "constant_time_equals",
     "delete_cookie",
     "encode_comment",
     "encode_event",
@@ -142,6 +151,7 @@ __getattr__, __dir__ = lazy_exports(
         "Subscription": ".broadcast",
         "URL": ".datastructures",
         "Address": ".datastructures",
+        "FormData": ".datastructures",
         "Headers": ".datastructures",
         "MultiMapping": ".datastructures",
         "QueryParams": ".datastructures",
@@ -175,8 +185,12 @@ __getattr__, __dir__ = lazy_exports(
         "Next": ".types",
         "StreamCallback": ".types",
         "WebSocketHandler": ".types",
+        "basic_auth": ".utils.auth",
+        "basic_credentials": ".utils.auth",
+        "constant_time_equals": ".utils.auth",
         "delete_cookie": ".utils.cookies",
         "set_cookie": ".utils.cookies",
+        "UploadFile": ".utils.forms",
         "CloseFrame": ".websocket.session",
         "WebSocket": ".websocket.session",
         "WebSocketClosed": ".websocket.session",

@@ -1,8 +1,8 @@
-"""Request and response values: headers, query parameters, cookies, URL, address. Pure.
+"""Request and response values: headers, query parameters, forms, cookies, URL, address. Pure.
 
 Everything here is plain data with no I/O and no Trio, so it can be built and tested on
-its own. :class:`Headers` and :class:`QueryParams` (and, in ``trio_h3.utils.forms``,
-``FormData``) share one read-only multi-value mapping API, :class:`MultiMapping`:
+its own. :class:`Headers`, :class:`QueryParams` and :class:`FormData` share one
+read-only multi-value mapping API, :class:`MultiMapping`:
 ``m[key]`` and ``m.get(key)`` give the first value, ``m.get_all(key)`` (also spelled
 ``getall``) every value in order, ``m.items()`` every pair with repeats kept.
 
@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Generic, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
-__all__ = ["URL", "Address", "Headers", "MultiMapping", "QueryParams"]
+if TYPE_CHECKING:
+    from .utils.forms import UploadFile
+
+__all__ = ["URL", "Address", "FormData", "Headers", "MultiMapping", "QueryParams"]
 
 V = TypeVar("V")
 D = TypeVar("D")
@@ -309,6 +312,63 @@ class QueryParams(MultiMapping[str]):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class FormData(MultiMapping["str | UploadFile"]):
+    """A submitted form: ``form["name"]`` is a text field (``str``) or a file
+    (:class:`~trio_h3.UploadFile`), repeated names kept in order (``form.get_all``).
+
+    Built by ``await event.form()``; the files in it live as long as the request.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str | UploadFile]] = ()) -> None:
+        self._items = list(items)
+
+    def _pairs(self) -> list[tuple[str, str | UploadFile]]:
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def fields(self) -> list[tuple[str, str]]:
+        """The text fields, ``(name, value)`` in order."""
+        return [(k, v) for k, v in self._items if isinstance(v, str)]
+
+    def files(self) -> list[tuple[str, UploadFile]]:
+        """The files, ``(name, file)`` in order."""
+        return [(k, v) for k, v in self._items if not isinstance(v, str)]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FormData):
+            return self._items == other._items
+        if isinstance(other, dict):
+            return self.to_dict() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# RFC 9110 §8.3.1: media-type = type "/" subtype parameters; parameters = *( OWS ";" OWS
+# [ parameter ] ), parameter = token "=" ( token / quoted-string ).
+_PARAMETER = re.compile(r';\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
+    """``"multipart/form-data; boundary=x"`` -> ``("multipart/form-data", {"boundary": "x"})``.
+
+    The type and parameter names are lowercased (RFC 9110 §8.3.1: case-insensitive); a
+    quoted-string value is unquoted (RFC 9110 §5.6.4); the first of a repeated name wins.
+    """
+    media_type, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for match in _PARAMETER.finditer(";" + rest):
+        name, raw = match.group(1).lower(), match.group(2).strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params.setdefault(name, raw)
+    return media_type.strip().lower(), params
 
 
 class Address(NamedTuple):

@@ -10,17 +10,29 @@ The path a handler, the router and middleware all see is the *canonical* one
 
 from __future__ import annotations
 
+import codecs
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, TypeVar
+from os import PathLike, fspath
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+from urllib.parse import parse_qsl
 
-from .datastructures import URL, Address, Headers, QueryParams, parse_cookie_header
+from .datastructures import (
+    URL,
+    Address,
+    FormData,
+    Headers,
+    QueryParams,
+    parse_cookie_header,
+    parse_media_type,
+)
 from .errors import HTTPError
 from .paths import canonical_path
 from .response import check_status
 from .sse.response import SSEOptions, SSERequest, check_callback
-from .types import RequestIO, StreamCallback
+from .types import FormLimits, RequestIO, StreamCallback
+from .validation import validate_async, validate_sync
 
 if TYPE_CHECKING:
     from .sse.writer import SSEWriter
@@ -28,6 +40,57 @@ if TYPE_CHECKING:
 __all__ = ["H3Event"]
 
 R = TypeVar("R")
+T = TypeVar("T")
+
+_URLENCODED = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
+_DEFAULT_LIMITS = FormLimits()
+
+
+def form_charset(name: str | None) -> str:
+    """The codec for a form's charset (``_charset_`` or a part's), UTF-8 by default.
+
+    An unknown charset is a 400: the text cannot be read as the client meant it.
+    """
+    if not name:
+        return "utf-8"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise HTTPError(400, f"Unknown form charset {name!r}") from None
+
+
+def _parse_urlencoded(body: bytes, limits: FormLimits) -> FormData:
+    """An ``application/x-www-form-urlencoded`` body (WHATWG URL §5.1), repeated keys kept.
+
+    Percent-escapes are bytes, decoded as the ``_charset_`` field says (HTML §4.10.21.8),
+    UTF-8 by default, invalid sequences replaced (the WHATWG "UTF-8 decode").
+    """
+    try:
+        # latin-1 maps each byte (and each %XX) to one code point, so the pairs still
+        # hold the raw bytes, to be decoded once the charset is known.
+        pairs = parse_qsl(
+            body.decode("latin-1"),
+            keep_blank_values=True,
+            encoding="latin-1",
+            max_num_fields=limits.max_fields,
+        )
+    except ValueError:
+        raise HTTPError(413, "Too many form fields", data={"limit": limits.max_fields}) from None
+    charset = form_charset(next((v for k, v in pairs if k == "_charset_"), None))
+    items: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if len(value) > limits.max_field_size:
+            raise HTTPError(
+                413, "Form field too large", data={"field": key, "limit": limits.max_field_size}
+            )
+        items.append(
+            (
+                key.encode("latin-1").decode(charset, "replace"),
+                value.encode("latin-1").decode(charset, "replace"),
+            )
+        )
+    return FormData(items)
 
 
 def _split_target(target: bytes) -> tuple[str, str, str | None]:
@@ -56,7 +119,9 @@ class H3Event:
         "_authority",
         "_body",
         "_cookies",
+        "_form",
         "_headers",
+        "_host",
         "_path_error",
         "_query",
         "_status",
@@ -92,6 +157,7 @@ class H3Event:
         client: Address | None = None,
         server: Address | None = None,
         scheme: str = "http",
+        host: str | None = None,
         io: RequestIO | None = None,
     ) -> None:
         self.method = method
@@ -118,7 +184,11 @@ class H3Event:
         #: The peer's address (behind a trusted proxy: the original client's).
         self.client = client
         self.server = server
+        #: ``http`` or ``https`` (behind a trusted proxy: the scheme the client used).
         self.scheme = scheme
+        # The host the server established (behind a trusted proxy: X-Forwarded-Host or
+        # Forwarded's host), ahead of the request's own.
+        self._host = host
         self.params: dict[str, str] = {}
         self.context: dict[str, Any] = {}
         self._status: int | None = None
@@ -138,6 +208,7 @@ class H3Event:
         #: The server's side of this request (the framework's own use).
         self.io = io
         self._body: bytes | None = None
+        self._form: FormData | None = None
         #: What ``start_sse()`` recorded, or None.
         self.sse_request: SSERequest | None = None
 
@@ -176,10 +247,12 @@ class H3Event:
     def url(self) -> URL:
         """Scheme, host, canonical path and raw query string, as the client addressed them.
 
-        The host is the authority of an absolute-form target (RFC 9112 §3.2.2), else
-        ``Host``, else the server's address; the path starts with ``root_path``.
+        The host is, behind a trusted proxy, the one it forwarded (``ServeOptions.
+        proxy_headers``), else the authority of an absolute-form target (RFC 9112
+        §3.2.2), else ``Host``, else the server's address; the path starts with
+        ``root_path``.
         """
-        host = self._authority or self.headers.get("host")
+        host = self._host or self._authority or self.headers.get("host")
         if not host:
             host = f"{self.server.host}:{self.server.port}" if self.server else "localhost"
         path = self.root_path + self.path if self.root_path else self.path
@@ -198,8 +271,13 @@ class H3Event:
 
     # -- the body --------------------------------------------------------------------
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    def _check_unread(self) -> None:
+        if self._body is None and self._form is not None:
+            raise RuntimeError("the request body was read by event.form(); use the form")
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
         """The request body chunk by chunk, as it arrives, never buffered whole."""
+        self._check_unread()
         if self._body is not None:
             if self._body:
                 yield self._body
@@ -211,6 +289,7 @@ class H3Event:
 
     async def body(self) -> bytes:
         """The whole request body; over the route's ``max_body_size`` it is a 413."""
+        self._check_unread()
         if self._body is None:
             if self.io is None:
                 self._body = b""
@@ -235,15 +314,124 @@ class H3Event:
         except (LookupError, UnicodeDecodeError) as exc:
             raise HTTPError(400, f"Request body is not valid {charset} text") from exc
 
-    async def json(self) -> Any:
-        """The body parsed as JSON; an empty or invalid body is a 400."""
+    @overload
+    async def json(self, *, validate: None = None) -> Any: ...
+    @overload
+    async def json(self, *, validate: Callable[[Any], Awaitable[T]]) -> T: ...
+    @overload
+    async def json(self, *, validate: Callable[[Any], T]) -> T: ...
+    async def json(self, *, validate: Callable[[Any], Any] | None = None) -> Any:
+        """The body parsed as JSON; an empty or invalid body is a 400.
+
+        ``validate`` (pydantic's ``Model.model_validate``, a dataclass, any function,
+        sync or async) receives the parsed value and returns what to hand back; if it
+        raises, the answer is a 400 with the issues in ``data`` (see
+        :mod:`trio_h3.validation`).
+        """
         body = await self.body()
         if not body.strip():
             raise HTTPError(400, "Request body is empty; expected JSON")
         try:
-            return json.loads(body)
+            value = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, "Invalid JSON body", data={"error": str(exc)}) from exc
+        if validate is None:
+            return value
+        return await validate_async(validate, value, "body")
+
+    @overload
+    async def form(
+        self,
+        *,
+        validate: None = None,
+        max_fields: int = ...,
+        max_files: int = ...,
+        max_field_size: int = ...,
+        spool_max_size: int = ...,
+        spool_dir: str | PathLike[str] | None = ...,
+    ) -> FormData: ...
+    @overload
+    async def form(
+        self,
+        *,
+        validate: Callable[[FormData], Awaitable[T]],
+        max_fields: int = ...,
+        max_files: int = ...,
+        max_field_size: int = ...,
+        spool_max_size: int = ...,
+        spool_dir: str | PathLike[str] | None = ...,
+    ) -> T: ...
+    @overload
+    async def form(
+        self,
+        *,
+        validate: Callable[[FormData], T],
+        max_fields: int = ...,
+        max_files: int = ...,
+        max_field_size: int = ...,
+        spool_max_size: int = ...,
+        spool_dir: str | PathLike[str] | None = ...,
+    ) -> T: ...
+    async def form(
+        self,
+        *,
+        validate: Callable[[FormData], Any] | None = None,
+        max_fields: int = _DEFAULT_LIMITS.max_fields,
+        max_files: int = _DEFAULT_LIMITS.max_files,
+        max_field_size: int = _DEFAULT_LIMITS.max_field_size,
+        spool_max_size: int = _DEFAULT_LIMITS.spool_max_size,
+        spool_dir: str | PathLike[str] | None = None,
+    ) -> Any:
+        """The body as a form: ``application/x-www-form-urlencoded`` or ``multipart/form-data``.
+
+        A :class:`~trio_h3.FormData`: ``form["name"]`` is a ``str`` (decoded as the
+        part's charset or the form's ``_charset_`` say, UTF-8 by default) or, for a
+        file, an :class:`~trio_h3.UploadFile`. A multipart body is parsed as it arrives;
+        a file stays in memory up to ``spool_max_size`` bytes, then goes to a temp file
+        in ``spool_dir``, removed when the request ends.
+
+        Limits (per call: the handler knows the form it expects): more than
+        ``max_fields`` text fields or ``max_files`` files, or a text field over
+        ``max_field_size`` bytes, is a 413; the route's ``max_body_size`` bounds the
+        whole body (413). Any other body type is a 415; a malformed one a 400. The form
+        is parsed once; later calls return it (and validate it again). ``validate`` is
+        as for :meth:`json`.
+        """
+        if self._form is None:
+            directory = None if spool_dir is None else fspath(spool_dir)
+            limits = FormLimits(max_fields, max_files, max_field_size, spool_max_size, directory)
+            media_type, _ = parse_media_type(self.headers.get("content-type", ""))
+            if media_type == _URLENCODED:
+                self._form = _parse_urlencoded(await self.body(), limits)
+            elif media_type == _MULTIPART:
+                if self.io is None:
+                    raise RuntimeError("a multipart form needs an event served by a connection")
+                self._form = await self.io.read_multipart(self, limits)
+            else:
+                raise HTTPError(
+                    415,
+                    f"Expected a form ({_URLENCODED} or {_MULTIPART})",
+                    data={"content_type": self.headers.get("content-type")},
+                )
+        if validate is None:
+            return self._form
+        return await validate_async(validate, self._form, "form")
+
+    def validated_query(self, fn: Callable[[QueryParams], T]) -> T:
+        """``fn(event.query)``: what it returns, or a 400 with the issues if it raises.
+
+        ``fn`` is synchronous (``lambda q: Page(**q.to_dict())``, a pydantic
+        ``model_validate``...). As in h3, a check that returns ``True`` or ``None``
+        hands back the query itself (typed as what ``fn`` returns: read
+        ``event.query`` instead), and ``False`` refuses it.
+        """
+        result: T = validate_sync(fn, self.query, "query")
+        return result
+
+    def validated_params(self, fn: Callable[[dict[str, str]], T]) -> T:
+        """``fn(event.params)`` (the route's captured segments), as :meth:`validated_query`."""
+        result: T = validate_sync(fn, self.params, "params")
+        return result
 
     # -- threads -----------------------------------------------------------------------
 

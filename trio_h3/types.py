@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from .datastructures import FormData
     from .event import H3Event
     from .sse.writer import SSEWriter
     from .websocket.session import WebSocket
@@ -47,6 +48,36 @@ class RequestHead:
     headers: list[tuple[bytes, bytes]]
 
 
+@dataclass(frozen=True, slots=True)
+class FormLimits:
+    """The limits one ``event.form()`` call parses a form under (see its docstring).
+
+    Each default names its precedent; crossing a count or size limit is a 413.
+    """
+
+    #: Text fields (Starlette's ``max_fields``, Django's DATA_UPLOAD_MAX_NUMBER_FIELDS,
+    #: PHP's max_input_vars: 1000).
+    max_fields: int = 1000
+    #: Files (Django's DATA_UPLOAD_MAX_NUMBER_FILES: 100). Each file past
+    #: ``spool_max_size`` holds a temp file and a descriptor until the request ends,
+    #: and a process often may open only 1024.
+    max_files: int = 100
+    #: Bytes of one text field, which is held in memory (Starlette's ``max_part_size``:
+    #: 1 MiB). Files are spooled and bounded only by the body limit.
+    max_field_size: int = 1024 * 1024
+    #: Bytes of a file kept in memory before it is spooled to a temp file (Starlette's
+    #: SpooledTemporaryFile: 1 MiB; Django keeps 2.5 MiB).
+    spool_max_size: int = 1024 * 1024
+    #: Where the temp files go (None: ``tempfile.gettempdir()``, so ``TMPDIR``).
+    spool_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_fields", "max_files", "max_field_size", "spool_max_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+
+
 class RequestIO(Protocol):
     """What the server lends an :class:`~trio_h3.H3Event` for one request."""
 
@@ -63,4 +94,13 @@ class RequestIO(Protocol):
 
     async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
         """Run a blocking ``fn(*args)`` in the server's worker threads (bounded)."""
+        ...
+
+    async def read_multipart(self, event: H3Event, limits: FormLimits) -> FormData:
+        """Parse the ``multipart/form-data`` body of ``event`` as it arrives.
+
+        Files past ``limits.spool_max_size`` go to temp files, which the server removes
+        when the request ends, however it ends. 400 for a malformed body, 413 past a
+        limit.
+        """
         ...

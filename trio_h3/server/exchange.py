@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from ..datastructures import FormData
 from ..errors import HTTPError
 from ..event import H3Event
 from ..response import Response, StreamingResponse, error_response
 from ..sse.response import SSEResponse
-from ..types import RequestHead
+from ..types import FormLimits, RequestHead
+from ..utils import forms, proxy
 from ..websocket.handshake import WebSocketUpgrade
 from ..websocket.options import WebSocketOptions
 from ..websocket.session import run_websocket
@@ -62,6 +64,7 @@ class Exchange:
 
     __slots__ = (
         "_body",
+        "_uploads",
         "connection",
         "event",
         "handed_off",
@@ -78,6 +81,15 @@ class Exchange:
         self.options = options = connection.state.options
         self.wire = connection.wire
         self.head = head
+        client, scheme, host = connection.client, connection.scheme, None
+        trusted = self.state.trusted_proxies
+        if trusted is not None and (client.host if client else None) in trusted:
+            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy).
+            said = proxy.forwarded(head.headers, trusted)
+            if said is not None:
+                client = said.client or client
+                scheme = said.scheme or scheme
+                host = said.host
         root = options.root_path
         target = _strip_root(head.target, root) if root else head.target
         event = H3Event(
@@ -85,9 +97,10 @@ class Exchange:
             target,
             head.headers,
             http_version=head.http_version.decode("ascii", "replace"),
-            client=connection.client,
+            client=client,
             server=connection.server,
-            scheme=connection.scheme,
+            scheme=scheme,
+            host=host,
             io=self,
         )
         event.max_body_size = options.max_body_size
@@ -95,6 +108,8 @@ class Exchange:
         event.root_path = root
         self.event = event
         self._body: BodyReader | None = None
+        # The files of this request's forms, removed when the request ends.
+        self._uploads: list[forms.UploadFile] = []
         self.status = 0
         self.handed_off = False
 
@@ -125,21 +140,28 @@ class Exchange:
         started = trio.current_time() if log_access else 0.0
         admitted = self.state.admit()
         try:
-            if admitted:
-                response = await self._answer()
-            else:
-                # limit_concurrency: shed the load, and the connection with it (uvicorn).
-                self.wire.close_after = True
-                response = error_response(HTTPError(503, "Service Unavailable"))
-            self.status = response.status
-            await self._respond(response)
+            try:
+                if admitted:
+                    response = await self._answer()
+                else:
+                    # limit_concurrency: shed the load, and the connection with it (uvicorn).
+                    self.wire.close_after = True
+                    response = error_response(HTTPError(503, "Service Unavailable"))
+                self.status = response.status
+                await self._respond(response)
+            finally:
+                if admitted:
+                    self.state.requests_active -= 1
+                if log_access:
+                    self._log_access(started)
+            if not self.handed_off and not self.wire.broken:
+                await self.body.discard()
         finally:
-            if admitted:
-                self.state.requests_active -= 1
-            if log_access:
-                self._log_access(started)
-        if not self.handed_off and not self.wire.broken:
-            await self.body.discard()
+            if self._uploads:
+                # However the request ended (answered, failed, the client gone, the
+                # server cancelling it): no temp file outlives it.
+                with trio.CancelScope(shield=True):
+                    await forms.remove_uploads(self._uploads)
 
     async def _answer(self) -> Response:
         try:
@@ -184,12 +206,14 @@ class Exchange:
             await self._answer_invalid()
 
     async def _answer_invalid(self) -> None:
-        if self.wire.response_started:
-            await self.wire.abort()
-            return
-        await self.wire.send_fallback_error(
-            500, error_response(HTTPError(500, "Internal Server Error")).body
-        )
+        error = error_response(HTTPError(500, "Internal Server Error"))
+        if self.wire.broken and not self.wire.head_sent:
+            # h11 refused the head and is spent: answer past it, then close.
+            await self.wire.send_fallback_error(500, error.body)
+        elif self.wire.response_started:
+            await self.wire.abort()  # mid-body: the truncation must show
+        else:
+            await self.send_full(error)  # refused before h11 saw it: the connection lives on
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -262,7 +286,8 @@ class Exchange:
         # uvicorn's line (what its users grep for), then the bytes and the duration; the
         # record carries uvicorn's attributes too, for a --log-config format of theirs.
         event = self.event
-        client = self.connection.client
+        # The client as the event knows it: behind a trusted proxy, the original one.
+        client = event.client
         client_addr = f"{client.host}:{client.port}" if client else "-"
         request_line = (
             f"{event.method} {self.head.target.decode('latin-1')} HTTP/{event.http_version}"
@@ -299,3 +324,25 @@ class Exchange:
         if self.state.sync_inline:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args, limiter=self.state.threads)
+
+    async def run_file_io(self, fn: Callable[..., R], *args: Any) -> R:
+        """Blocking file I/O (spooled uploads) in a worker thread.
+
+        Trio's default limiter, not the handlers' threads: forty blocked ``def``
+        handlers must not stall every upload.
+        """
+        if self.state.sync_inline:
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args)
+
+    async def read_multipart(self, event: H3Event, limits: FormLimits) -> FormData:
+        """Parse a ``multipart/form-data`` body (see :mod:`trio_h3.utils.forms`)."""
+        try:
+            return await forms.read_multipart(
+                event, limits, run=self.run_file_io, track=self._uploads.append
+            )
+        except HTTPError:
+            if not self.body.done:
+                # Refused mid-body: the rest is unread, so the answer ends the connection.
+                self.wire.close_after = True
+            raise

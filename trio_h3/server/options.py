@@ -10,6 +10,7 @@ field without metadata gets ``--field-name`` and the ``#:`` comment above it as 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -263,6 +264,22 @@ class ServeOptions:
         flag="--ws-max-size",
     )
 
+    # -- behind a proxy --------------------------------------------------------------------
+
+    proxy_headers: bool = option(
+        True,
+        help="Believe X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239) from the "
+        "peers in --forwarded-allow-ips.",
+        precedent="uvicorn's --proxy-headers, on by default",
+    )
+    forwarded_allow_ips: str | Sequence[str] | None = option(
+        None,
+        help="The trusted peers: IPs and CIDR networks, comma-separated (or a sequence), "
+        'or "*" for any; none: $FORWARDED_ALLOW_IPS, else 127.0.0.1.',
+        precedent="uvicorn's --forwarded-allow-ips and its default",
+        metavar="IPS",
+    )
+
     def __post_init__(self) -> None:
         for name in ("max_header_size", "max_target_size", "max_body_size", "backlog"):
             if getattr(self, name) <= 0:
@@ -288,6 +305,13 @@ class ServeOptions:
                 raise ValueError(f"{name} must be at least 1 or None, got {value!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port!r}")
+        if self.forwarded_allow_ips is not None:
+            from ..utils.proxy import TrustedProxies
+
+            TrustedProxies(self.forwarded_allow_ips)  # a ValueError naming the bad entry
+            if not isinstance(self.forwarded_allow_ips, str):
+                # Frozen means hashable too: a list becomes a tuple.
+                object.__setattr__(self, "forwarded_allow_ips", tuple(self.forwarded_allow_ips))
         self._check_sockets()
         self._check_tls()
         self._check_headers()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._guest import Guest
+from ..utils.proxy import DEFAULT_ALLOW, TrustedProxies
 from .options import ServeOptions
 
 if TYPE_CHECKING:
@@ -45,6 +47,14 @@ class ServerState:
         #: Run plain ``def`` handlers in the event loop instead (the test client sets it
         #: under an autojumping MockClock, whose clock would jump while a thread runs).
         self.sync_inline = False
+        #: Whose proxy headers to believe (None: nobody's, ``proxy_headers=False``);
+        #: the environment is read once, when the server is made, as uvicorn does.
+        self.trusted_proxies: TrustedProxies | None = None
+        if options.proxy_headers:
+            allow = options.forwarded_allow_ips
+            if allow is None:
+                allow = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_ALLOW)
+            self.trusted_proxies = TrustedProxies(allow)
         extra = [(n.lower().encode("ascii"), v.encode("ascii")) for n, v in options.extra_headers]
         #: Whether responses get the server's ``Date`` (not when ``extra_headers`` has one).
         self.send_date = options.date_header and b"date" not in dict(extra)

@@ -110,6 +110,8 @@ class Wire:
         self._remaining = 0
         #: Body bytes written for the current response.
         self.body_bytes = 0
+        #: Whether any byte of the current response's head went out.
+        self.head_sent = False
         #: Set when the response must end the connection (a refused or unread body).
         self.close_after = False
         #: The current request's declared Content-Length, if any.
@@ -287,6 +289,7 @@ class Wire:
             data += h.send(h11.Data(data=body)) or b""
             self.body_bytes = len(body)
         data += h.send(h11.EndOfMessage()) or b""
+        self.head_sent = True
         await self._send(data)
 
     async def send_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> Framing:
@@ -296,6 +299,7 @@ class Wire:
             headers.append((b"content-length", b"0"))
         head = self._send_head_event(status, headers)
         self.framing, self._remaining = _framing_of(head, self._method, status)
+        self.head_sent = True
         await self._send(head)
         return self.framing
 
@@ -393,6 +397,7 @@ class Wire:
         self._h11.start_next_cycle()
         self.framing = Framing.NONE
         self.body_bytes = 0
+        self.head_sent = False
         if self._h11.trailing_data[0]:
             # A pipelined head is already here: its bytes count toward its checks.
             self._head_bytes = bytearray(self._h11.trailing_data[0][: self.max_header_size + 1])
