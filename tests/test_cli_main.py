@@ -131,6 +131,7 @@ def test_serving_until_limit_max_requests(app_dir: Path) -> None:
         )
     )
     thread.start()
+    r: httpx.Response | None = None
     try:
         with httpx.Client(timeout=TIMEOUT) as client:
             for _ in range(100):
@@ -139,7 +140,7 @@ def test_serving_until_limit_max_requests(app_dir: Path) -> None:
                     break
                 except httpx.ConnectError:  # not listening yet (bounded retries)
                     threading.Event().wait(0.05)
-        assert r.text == "served" and r.headers["server"] == "from-app"
+        assert r is not None and r.text == "served" and r.headers["server"] == "from-app"
     finally:
         thread.join(TIMEOUT)
     assert status == [0]

@@ -108,10 +108,10 @@ def configure(*, log_config: str | None, log_level: str | None, use_colors: bool
                 logging.getLogger(name).setLevel(log_level.upper())
         return
     root = logging.getLogger()
-    handler = next((h for h in root.handlers if isinstance(h, _DefaultHandler)), None)
-    if handler is None:
-        handler = _DefaultHandler(sys.stderr)
-        root.addHandler(handler)
+    for old in [h for h in root.handlers if isinstance(h, _DefaultHandler)]:
+        root.removeHandler(old)  # main() may run more than once: today's stderr, once
+    handler = _DefaultHandler(sys.stderr)
+    root.addHandler(handler)
     handler.setFormatter(Formatter(colour_wanted(sys.stderr, use_colors)))
     root.setLevel((log_level or "info").upper())
 

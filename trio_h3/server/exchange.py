@@ -288,7 +288,10 @@ class Exchange:
         event = self.event
         # The client as the event knows it: behind a trusted proxy, the original one.
         client = event.client
-        client_addr = f"{client.host}:{client.port}" if client else "-"
+        # host:port as uvicorn; a forwarded client's port is unknown (0): the host alone.
+        client_addr = (
+            (f"{client.host}:{client.port}" if client.port else client.host) if client else "-"
+        )
         request_line = (
             f"{event.method} {self.head.target.decode('latin-1')} HTTP/{event.http_version}"
         )
