@@ -74,7 +74,7 @@ class ReloadFilter:
             return True
         return any("/" not in p and fnmatch.fnmatch(path.name, p) for p in self.excludes)
 
-    def __call__(self, path: Path, root: Path | None = None) -> bool:
+    def __call__(self, path: Path, root: Path = Path("/")) -> bool:
         """Whether a change to ``path`` (under the watched ``root``) counts."""
         for include in self.includes:
             if not path.match(include):
@@ -85,8 +85,8 @@ class ReloadFilter:
                 return False
             if any(path.match(p) for p in self.excludes):
                 return False
-            inside = root is not None and root in path.parents
-            parents = path.parent.relative_to(root).parts if root is not None and inside else ()
+            # The directories between the watched root and the file (.venv, .git...).
+            parents = path.parent.relative_to(root).parts if root in path.parents else ()
             for part in parents:
                 if any("/" not in p and fnmatch.fnmatch(part, p) for p in self.excludes):
                     return False
@@ -130,8 +130,8 @@ class _Watcher:
         self.keep = keep
         self.stop = stop
 
-    def _root(self, path: Path) -> Path | None:
-        return next((d for d in self.dirs if d in path.parents), None)
+    def _root(self, path: Path) -> Path:
+        return next((d for d in self.dirs if d in path.parents), Path(path.anchor))
 
     def changes(self) -> Iterator[list[Path]]:
         try:
