@@ -20,7 +20,9 @@ import trio
 
 from trio_h3 import H3, H3Event, HTTPError, ServeOptions, serve
 
-#: Small on purpose: a body over 16 KiB is answered with 413 before it is read.
+#: Small on purpose: a body over 16 KiB is answered with 413 before it is read. The app
+#: carries it, so ``python examples/rest_api.py``, ``trio-h3 run examples.rest_api:app``
+#: and the TestClient all apply it (``--max-body-size`` would still override it).
 OPTIONS = ServeOptions(max_body_size=16 * 1024)
 
 MAX_TITLE = 200
@@ -52,7 +54,7 @@ def _validate(data: Any, *, partial: bool) -> dict[str, Any]:
 
 def create_app() -> H3:
     """A fresh app with its own empty store (one per test, one for the server)."""
-    app = H3()
+    app = H3(serve_options=OPTIONS)
     notes: dict[int, Note] = {}
     ids = itertools.count(1)
 
@@ -105,4 +107,4 @@ app = create_app()
 
 
 if __name__ == "__main__":
-    trio.run(serve, app, OPTIONS)
+    trio.run(serve, app)

@@ -16,7 +16,8 @@ import trio
 from helpers import open_connection, read_until, request_bytes
 
 from trio_h3 import H3
-from trio_h3.cli import AppImportError, import_app, main
+from trio_h3.cli import main
+from trio_h3.cli.loader import AppImportError, import_app
 
 REPO = Path(__file__).resolve().parent.parent
 URL_LINE = re.compile(rb"listening on (http://127\.0\.0\.1:(\d+))")
@@ -143,7 +144,7 @@ def test_bad_app_spec_is_a_one_line_error(spec: str, message: str) -> None:
 
 
 @pytest.mark.slow
-def test_port_in_use_is_a_one_line_error() -> None:
+def test_port_in_use_is_a_one_line_error_naming_the_address() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -151,14 +152,34 @@ def test_port_in_use_is_a_one_line_error() -> None:
         result = run_cli("run", "examples.hello:app", "--port", str(port))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("trio-h3: error: ")
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"trio-h3: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
 
 
 @pytest.mark.slow
-def test_ssl_certfile_without_keyfile_is_refused() -> None:
-    result = run_cli("run", "examples.hello:app", "--ssl-certfile", "cert.pem")
+def test_a_missing_certificate_or_key_is_named(tmp_path: Path) -> None:
+    result = run_cli("run", "examples.hello:app", "--ssl-certfile", "nope-cert.pem")
     assert result.returncode == 1
-    assert "ssl_certfile and ssl_keyfile go together" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "trio-h3: error: cannot read the TLS certificate file 'nope-cert.pem': "
+        "No such file or directory"
+    )
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = run_cli(
+        "run", "examples.hello:app", "--ssl-certfile", str(cert), "--ssl-keyfile", "nope-key.pem"
+    )
+    assert result.returncode == 1
+    assert "cannot read the TLS key file 'nope-key.pem'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_key_without_a_certificate_is_refused() -> None:
+    result = run_cli("run", "examples.hello:app", "--ssl-keyfile", "key.pem")
+    assert result.returncode == 1
+    assert "invalid options: ssl_keyfile needs ssl_certfile" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -1,4 +1,4 @@
-"""examples/rest_api.py through the TestClient, with the example's own ServeOptions."""
+"""examples/rest_api.py through the TestClient; the app carries its own ServeOptions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from trio_h3.testing import TestClient
 
 
 async def test_crud_round_trip(autojump_clock: MockClock) -> None:
-    async with TestClient(create_app(), OPTIONS) as client:
+    async with TestClient(create_app()) as client:
         assert (await client.get("/notes")).json() == []
         r = await client.post("/notes", json={"title": " Buy milk "})
         assert r.status == 201
@@ -28,7 +28,7 @@ async def test_crud_round_trip(autojump_clock: MockClock) -> None:
 
 
 async def test_404_for_unknown_ids(autojump_clock: MockClock) -> None:
-    async with TestClient(create_app(), OPTIONS) as client:
+    async with TestClient(create_app()) as client:
         for method in ("GET", "PATCH", "DELETE"):
             r = await client.request(method, "/notes/99", json={"done": True})
             assert r.status == 404
@@ -39,7 +39,7 @@ async def test_404_for_unknown_ids(autojump_clock: MockClock) -> None:
 
 
 async def test_405_for_a_wrong_method(autojump_clock: MockClock) -> None:
-    async with TestClient(create_app(), OPTIONS) as client:
+    async with TestClient(create_app()) as client:
         r = await client.put("/notes/1", json={})
         assert r.status == 405
         assert r.headers["allow"] == "DELETE, GET, HEAD, PATCH"
@@ -50,7 +50,8 @@ async def test_405_for_a_wrong_method(autojump_clock: MockClock) -> None:
 
 async def test_413_for_an_oversized_body(autojump_clock: MockClock) -> None:
     assert OPTIONS.max_body_size == 16 * 1024
-    async with TestClient(create_app(), OPTIONS) as client:
+    assert create_app().serve_options is OPTIONS  # no options passed below: the app's apply
+    async with TestClient(create_app()) as client:
         r = await client.post("/notes", json={"title": "x" * 20_000})
         assert r.status == 413
         assert r.json()["data"] == {"limit": 16 * 1024}
@@ -64,7 +65,7 @@ async def test_413_for_an_oversized_body(autojump_clock: MockClock) -> None:
 
 
 async def test_400_for_invalid_input(autojump_clock: MockClock) -> None:
-    async with TestClient(create_app(), OPTIONS) as client:
+    async with TestClient(create_app()) as client:
         bad = [
             b"not json",
             b"[1, 2]",

@@ -15,7 +15,8 @@
 
 The map (data flows top to bottom; each layer knows only the ones below it)::
 
-    cli.py           trio-h3 run module:app: imports the app, builds ServeOptions, serve()
+    cli/             trio-h3 run module:app: flags from ServeOptions' fields, logging,
+                     --reload's supervisor; imports the app, serve()
     server/          the Trio shell: serve (listeners, signals, hard bounds), connection
                      (the request loop), exchange (one request), wire (the only module
                      that speaks h11), checks (pure), body, streaming (one lifecycle for
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
     )
     from .router import Match, Router
     from .server.options import ServeOptions
-    from .server.serve import Server, serve
+    from .server.serve import LifespanError, Server, serve
     from .sse import (
         CloseReason,
         ServerSentEvent,
@@ -117,6 +118,7 @@ __all__ = [
     "Handler",
     "Headers",
     "JSONResponse",
+    "LifespanError",
     "Match",
     "Middleware",
     "Mountable",
@@ -191,6 +193,7 @@ __getattr__, __dir__ = lazy_exports(
         "Match": ".router",
         "Router": ".router",
         "ServeOptions": ".server.options",
+        "LifespanError": ".server.serve",
         "Server": ".server.serve",
         "serve": ".server.serve",
         "CloseReason": ".sse.stream",

@@ -28,6 +28,7 @@ from .event import H3Event
 from .middleware import MiddlewareStack
 from .response import Response, error_response, to_response
 from .router import ANY_METHOD, Router, split_pattern
+from .server.options import ServeOptions
 from .sse.response import sse_response
 from .types import Handler, Middleware, Mountable, WebSocketHandler
 from .websocket.handshake import WebSocketUpgrade, check_upgrade_request
@@ -39,8 +40,8 @@ __all__ = ["H3", "Route", "RouteOptions"]
 
 logger = logging.getLogger("trio_h3")
 
-#: ``lifespan(nursery)`` / ``lifespan(app, nursery)``: an async context manager, or an
-#: async generator function (wrapped with ``asynccontextmanager``).
+#: ``lifespan(nursery)`` / ``lifespan(app)`` / ``lifespan(app, nursery)``: an async
+#: context manager, or an async generator function (wrapped with ``asynccontextmanager``).
 Lifespan = Callable[..., AbstractAsyncContextManager[Any] | AsyncIterator[Any]]
 H = TypeVar("H", bound=Callable[..., Any])
 W = TypeVar("W", bound=WebSocketHandler)
@@ -146,6 +147,10 @@ class H3:
     every response (and may return a replacement); ``on_error(error, event)`` sees
     every error and may return a replacement response. ``debug=True`` adds the
     traceback to 500 bodies. A mounted app applies its own hooks and ``debug``.
+
+    ``serve_options``: the server settings this app needs (a body limit, timeouts...),
+    applied by ``serve(app)``, ``trio-h3 run`` and the TestClient alike, with what they
+    are given on top (keywords, flags). Only the served app's count, not a mounted one's.
     """
 
     def __init__(
@@ -156,7 +161,14 @@ class H3:
         on_response: Callable[[H3Event, Response], Any] | None = None,
         on_error: Callable[[BaseException, H3Event], Any] | None = None,
         lifespan: Lifespan | None = None,
+        serve_options: ServeOptions | None = None,
     ) -> None:
+        if serve_options is not None and not isinstance(serve_options, ServeOptions):
+            raise TypeError(
+                f"serve_options must be a ServeOptions, not {type(serve_options).__name__}"
+            )
+        #: The server settings this app carries (None: the defaults).
+        self.serve_options = serve_options
         self.debug = debug
         self.on_request = on_request
         self.on_response = on_response
@@ -165,6 +177,7 @@ class H3:
         self.middleware = MiddlewareStack()
         self._mounted: list[tuple[str, H3]] = []
         self._lifespan: Callable[..., AbstractAsyncContextManager[Any]] | None = None
+        self._lifespan_args: Callable[[H3, trio.Nursery], tuple[Any, ...]] = _nursery_only
         if lifespan is not None:
             self.lifespan(lifespan)
 
@@ -362,10 +375,14 @@ class H3:
     def lifespan(self, fn: Lifespan) -> Lifespan:
         """Set the lifespan: entered before the first request, exited on shutdown.
 
-        ``fn(nursery)`` or ``fn(app, nursery)`` returns an async context manager (an
-        async generator function is wrapped for you); ``nursery`` lives as long as the
-        server, for background tasks. Usable as a decorator.
+        ``fn(nursery)``, ``fn(app)`` (FastAPI's form) or ``fn(app, nursery)`` returns an
+        async context manager (an async generator function is wrapped for you);
+        ``nursery`` lives as long as the server, for background tasks. A lone parameter
+        is told apart by its name (``app`` / ``nursery``) or its annotation (``H3`` /
+        ``trio.Nursery``); any other is refused here with a TypeError, never guessed.
+        Usable as a decorator.
         """
+        self._lifespan_args = _lifespan_binding(fn)
         if inspect.isasyncgenfunction(fn):
             self._lifespan = asynccontextmanager(fn)
         else:
@@ -377,8 +394,7 @@ class H3:
         """Enter this app's lifespan and those of mounted apps (used by the server)."""
         async with AsyncExitStack() as stack:
             if self._lifespan is not None:
-                params = len(inspect.signature(self._lifespan).parameters)
-                args = (self, nursery) if params >= 2 else (nursery,)
+                args = self._lifespan_args(self, nursery)
                 await stack.enter_async_context(self._lifespan(*args))
             for _, sub in self._mounted:
                 await stack.enter_async_context(sub.run_lifespan(nursery))
@@ -503,6 +519,50 @@ def _miss(error: HTTPError, event: H3Event, allowed: list[str]) -> HTTPError:
         f"Method {event.method} is not allowed for {event.path}",
         headers=[("allow", ", ".join(sorted(methods)))],
     )
+
+
+def _nursery_only(app: H3, nursery: trio.Nursery) -> tuple[Any, ...]:
+    return (nursery,)
+
+
+def _lifespan_binding(fn: Lifespan) -> Callable[[H3, trio.Nursery], tuple[Any, ...]]:
+    """How to call ``fn``: with the nursery, the app, or both (see :meth:`H3.lifespan`)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: the documented form
+        return _nursery_only
+    params = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(params) >= 2:
+        if _role(params[0]) == "nursery" and _role(params[1]) == "app":
+            return lambda app, nursery: (nursery, app)
+        return lambda app, nursery: (app, nursery)
+    if not params:
+        return lambda app, nursery: ()
+    role = _role(params[0])
+    if role == "app":
+        return lambda app, nursery: (app,)
+    if role == "nursery":
+        return _nursery_only
+    raise TypeError(
+        f"lifespan {getattr(fn, '__qualname__', fn)!r} takes one parameter, "
+        f"{params[0].name!r}: is it the app or the nursery? Name it 'app' (FastAPI's "
+        "form) or 'nursery', annotate it (H3 / trio.Nursery), or take both: "
+        "lifespan(app, nursery)"
+    )
+
+
+def _role(param: inspect.Parameter) -> str | None:
+    annotation = param.annotation
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if isinstance(annotation, type) and issubclass(annotation, H3):
+        return "app"
+    if "Nursery" in str(text):
+        return "nursery"
+    if param.name in ("app", "application") or text.rsplit(".", 1)[-1] == "H3":
+        return "app"
+    if param.name == "nursery":
+        return "nursery"
+    return None
 
 
 async def _mount_placeholder(event: H3Event) -> Any:  # pragma: no cover - never called

@@ -145,6 +145,7 @@ class H3Event:
         "raw_headers",
         "raw_path",
         "response_headers",
+        "root_path",
         "route",
         "scheme",
         "segments",
@@ -208,6 +209,9 @@ class H3Event:
         self.max_body_size: int | None = None
         #: The whole-body deadline for this route, in seconds (None: none); likewise.
         self.body_timeout: float | None = None
+        #: The prefix the app is served under behind a proxy (``ServeOptions.root_path``;
+        #: ``""``: none). Not part of ``path``; part of ``url``.
+        self.root_path = ""
         #: The server's side of this request (the framework's own use).
         self.io = io
         self._body: bytes | None = None
@@ -252,12 +256,14 @@ class H3Event:
 
         The host is, behind a trusted proxy, the one it forwarded (``ServeOptions.
         proxy_headers``), else the authority of an absolute-form target (RFC 9112
-        §3.2.2), else ``Host``, else the server's address.
+        §3.2.2), else ``Host``, else the server's address; the path starts with
+        ``root_path``.
         """
         host = self._host or self._authority or self.headers.get("host")
         if not host:
             host = f"{self.server.host}:{self.server.port}" if self.server else "localhost"
-        return URL(self.scheme, host, self.path, self.query_string)
+        path = self.root_path + self.path if self.root_path else self.path
+        return URL(self.scheme, host, path, self.query_string)
 
     # -- the response being built ------------------------------------------------------
 

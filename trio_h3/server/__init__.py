@@ -8,9 +8,21 @@
 - :mod:`.body`: request bodies with their limits and deadlines;
 - :mod:`.streaming`: one lifecycle for SSE and StreamingResponse, with the monitor;
 - :mod:`.options`, :mod:`.state`: the knobs, and what connections share.
+
+:mod:`.options` is pure (an app may carry its ServeOptions without loading Trio), so
+``Server`` and ``serve`` are imported on first use.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 from .options import ServeOptions
-from .serve import Server, serve
+
+if TYPE_CHECKING:
+    from .serve import Server, serve
 
 __all__ = ["ServeOptions", "Server", "serve"]
+
+__getattr__, __dir__ = lazy_exports(__name__, {"Server": ".serve", "serve": ".serve"})

@@ -74,11 +74,18 @@ class HTTPConnection:
         doing = self.exchange.describe() if self.exchange is not None else "idle"
         return f"{peer} {doing} ({time.monotonic() - self.opened:.1f}s open)"
 
-    def server_headers(self, close: bool) -> list[tuple[bytes, bytes]]:
-        """The headers the server adds to every response (``Date``, ``Server``, close)."""
-        headers = [(b"date", self.state.date_header())]
-        if self.state.options.server_header is not None:
-            headers.append((b"server", self.state.server_header))
+    def server_headers(
+        self, close: bool, present: list[tuple[bytes, bytes]] | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """What the server adds to every response (``Date``, ``Server``, ``extra_headers``,
+        close); an extra header whose name is already in ``present`` is left out."""
+        state = self.state
+        headers = [(b"date", state.date_header())] if state.send_date else []
+        headers += state.static_headers
+        if state.extra_names and present:
+            own = {name for name, _ in present} & state.extra_names
+            if own:
+                headers = [pair for pair in headers if pair[0] not in own]
         if close:
             # Announce the close: the body was refused or is unread, or we are stopping.
             headers.append(_CLOSE)

@@ -50,6 +50,16 @@ _CLOSE = (b"connection", b"close")
 _FRAMING = (b"content-length", b"transfer-encoding")
 
 
+def _strip_root(target: bytes, root: str) -> bytes:
+    """The target without the ``root_path`` prefix, if it has it (a proxy that does not
+    strip the prefix itself; Starlette routes the same way)."""
+    prefix = root.encode("latin-1")
+    if target.startswith(prefix) and target[len(prefix) : len(prefix) + 1] in (b"", b"/", b"?"):
+        rest = target[len(prefix) :]
+        return rest if rest[:1] == b"/" else b"/" + rest
+    return target
+
+
 class Exchange:
     """One request/response exchange (see the module docstring)."""
 
@@ -81,9 +91,11 @@ class Exchange:
                 client = said.client or client
                 scheme = said.scheme or scheme
                 host = said.host
+        root = options.root_path
+        target = _strip_root(head.target, root) if root else head.target
         event = H3Event(
             head.method.decode("ascii", "replace"),
-            head.target,
+            target,
             head.headers,
             http_version=head.http_version.decode("ascii", "replace"),
             client=client,
@@ -94,6 +106,7 @@ class Exchange:
         )
         event.max_body_size = options.max_body_size
         event.body_timeout = options.body_timeout
+        event.root_path = root
         self.event = event
         self._body: BodyReader | None = None
         # The files of this request's forms, removed when the request ends.
@@ -126,12 +139,20 @@ class Exchange:
         """Answer the request; afterwards the connection is ready for the next one (or not)."""
         log_access = self.options.access_log and access_logger.isEnabledFor(logging.INFO)
         started = trio.current_time() if log_access else 0.0
+        admitted = self.state.admit()
         try:
             try:
-                response = await self._answer()
+                if admitted:
+                    response = await self._answer()
+                else:
+                    # limit_concurrency: shed the load, and the connection with it (uvicorn).
+                    self.wire.close_after = True
+                    response = error_response(HTTPError(503, "Service Unavailable"))
                 self.status = response.status
                 await self._respond(response)
             finally:
+                if admitted:
+                    self.state.requests_active -= 1
                 if log_access:
                     self._log_access(started)
             if not self.handed_off and not self.wire.broken:
@@ -234,7 +255,7 @@ class Exchange:
             headers.append(pair)
         if not 200 <= response.status <= 599:
             raise InvalidResponse(f"status {response.status!r} is not a final status")
-        headers += self.connection.server_headers(self._closes())
+        headers += self.connection.server_headers(self._closes(), headers)
         return headers
 
     def _closes(self) -> bool:
@@ -290,18 +311,30 @@ class Exchange:
         )
 
     def _log_access(self, started: float) -> None:
+        # uvicorn's line (what its users grep for), then the bytes and the duration; the
+        # record carries uvicorn's attributes too, for a --log-config format of theirs.
         event = self.event
         # The client as the event knows it: behind a trusted proxy, the original one.
         client = event.client
+        # host:port as uvicorn; a forwarded client's port is unknown (0): the host alone.
+        client_addr = (
+            (f"{client.host}:{client.port}" if client.port else client.host) if client else "-"
+        )
+        request_line = (
+            f"{event.method} {self.head.target.decode('latin-1')} HTTP/{event.http_version}"
+        )
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %d %d %.1fms',
-            client.host if client else "-",
-            event.method,
-            self.head.target.decode("latin-1"),
-            event.http_version,
+            '%s - "%s" %d %d %.1fms',
+            client_addr,
+            request_line,
             self.status,
             self.wire.body_bytes,
             (trio.current_time() - started) * 1000,
+            extra={
+                "client_addr": client_addr,
+                "request_line": request_line,
+                "status_code": self.status,
+            },
         )
 
     # -- RequestIO ----------------------------------------------------------------------------

@@ -18,6 +18,17 @@ itself or swallows ``Cancelled`` included:
 - either way what was still running is written to stderr first.
 
 A shutdown that completes in time returns normally (status 0 from the CLI).
+
+Startup errors name what failed: the address that cannot be listened on, the
+certificate or key file that cannot be read or loaded (an :class:`OSError` or a
+:class:`ValueError`, before the lifespan runs); a lifespan that raises on entry or on
+exit is a :class:`LifespanError` (the CLI's exit status 3, as uvicorn's), with what it
+raised as its ``__cause__``. Whatever else ends ``serve`` is raised as itself rather
+than inside the nurseries' ExceptionGroups when it is a single error.
+
+Listeners: ``host``/``port`` (TCP, every address the host resolves to), or ``uds`` (a
+Unix socket, replacing a stale socket file, mode 0666, removed on exit), or ``fd`` (a
+socket already bound, e.g. by systemd).
 """
 
 from __future__ import annotations
@@ -26,13 +37,16 @@ import errno
 import logging
 import os
 import signal
+import socket
 import ssl
+import stat
 import sys
 import threading
 from typing import Any
 
 import trio
 
+from .._groups import leaves, raise_single
 from ..app import H3
 from ..datastructures import Address
 from ..sse.stream import CloseReason
@@ -40,7 +54,7 @@ from .connection import HTTPConnection
 from .options import ServeOptions
 from .state import ServerState
 
-__all__ = ["Server", "serve"]
+__all__ = ["LifespanError", "Server", "serve"]
 
 logger = logging.getLogger("trio_h3")
 
@@ -51,6 +65,26 @@ HARD_EXIT_MARGIN = 2.0
 
 # accept() failures that mean "out of resources for now", not "the listener is dead".
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+class LifespanError(Exception):
+    """The app's lifespan raised on entry (``phase == "startup"``) or exit ("shutdown").
+
+    What it raised is the ``__cause__``; the CLI says so in one line, prints that
+    traceback and exits with status 3 (uvicorn's for a failed startup).
+    """
+
+    def __init__(self, phase: str, cause: BaseException) -> None:
+        super().__init__(f"the lifespan failed on {phase}: {_summary(cause)}")
+        self.phase = phase
+
+
+def _summary(exc: BaseException) -> str:
+    real = [e for e in leaves(exc) if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1:
+        exc = real[0]
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _address(sockaddr: Any) -> Address | None:
@@ -154,15 +188,58 @@ class Server:
         await self.handle_stream(stream, scheme=scheme)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if self.options.ssl_certfile is None:
+        options = self.options
+        if options.ssl_certfile is None:
             return None
+        files = [
+            ("certificate", options.ssl_certfile),
+            ("key", options.ssl_keyfile),
+            ("CA certificates", options.ssl_ca_certs),
+        ]
+        for what, path in files:
+            if path is not None:
+                _check_readable(f"the TLS {what} file", path)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.options.ssl_certfile, self.options.ssl_keyfile)
+        password = options.ssl_keyfile_password
+        try:
+            # A callback, never None: OpenSSL would otherwise prompt on the terminal for
+            # the pass phrase of an encrypted key.
+            context.load_cert_chain(
+                options.ssl_certfile, options.ssl_keyfile, lambda: password or ""
+            )
+        except ssl.SSLError as exc:
+            key = (
+                f"with the key {options.ssl_keyfile!r}"
+                if options.ssl_keyfile
+                else "(no ssl_keyfile: the file must hold the private key too)"
+            )
+            hint = "; is ssl_keyfile_password right?" if "decrypt" in str(exc) else ""
+            raise ValueError(
+                f"cannot load the TLS certificate {options.ssl_certfile!r} {key}: "
+                f"{exc.reason or exc}{hint}"
+            ) from exc
+        context.verify_mode = ssl.VerifyMode(options.ssl_cert_reqs)
+        if options.ssl_ca_certs is not None:
+            try:
+                context.load_verify_locations(options.ssl_ca_certs)
+            except ssl.SSLError as exc:
+                raise ValueError(
+                    f"cannot load the CA certificates {options.ssl_ca_certs!r}: {exc.reason or exc}"
+                ) from exc
+        if options.ssl_ciphers is not None:
+            try:
+                context.set_ciphers(options.ssl_ciphers)
+            except ssl.SSLError as exc:
+                raise ValueError(f"ssl_ciphers {options.ssl_ciphers!r}: {exc}") from exc
         context.set_alpn_protocols(["http/1.1"])
         return context
 
     async def _listen(self) -> list[trio.SocketListener]:
         options = self.options
+        if options.fd is not None:
+            return [_fd_listener(options.fd, options.backlog)]
+        if options.uds is not None:
+            return [await _unix_listener(options.uds, options.backlog)]
         try:
             return await trio.open_tcp_listeners(
                 options.port, host=options.host, backlog=options.backlog
@@ -187,7 +264,9 @@ class Server:
         context = self._ssl_context()
         sockets = await self._listen()
         scheme = "https" if context is not None else "http"
-        bound = [a for a in (_address(s.socket.getsockname()) for s in sockets) if a is not None]
+        names = [s.socket.getsockname() for s in sockets]
+        bound = [a for a in (_address(name) for name in names) if a is not None]
+        where = [_where(name, scheme) for name in names]
         listeners: list[trio.abc.Listener[Any]] = list(sockets)
         if context is not None:
             listeners = [
@@ -201,10 +280,18 @@ class Server:
                     outer.start_soon(self._watch_signals)
                 if shutdown_trigger is not None:
                     outer.start_soon(self._follow_trigger, shutdown_trigger)
-                await self._serve(listeners, bound, scheme, handle_signals, task_status)
+                await self._serve(listeners, bound, where, scheme, handle_signals, task_status)
                 outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # One error (a failed lifespan, ...) is raised as itself, not as the
+            # nurseries' group around it.
+            raise_single(group)
         finally:
             self._exited.set()
+            for listener in sockets:
+                listener.socket.close()  # already closed unless the lifespan failed
+            if self.options.uds is not None:
+                _remove_socket_file(self.options.uds, names)
 
     async def _follow_trigger(self, trigger: trio.Event) -> None:
         await trigger.wait()
@@ -214,14 +301,17 @@ class Server:
         self,
         listeners: list[trio.abc.Listener[Any]],
         bound: list[Address],
+        where: list[str],
         scheme: str,
         owns_process: bool,
         task_status: trio.TaskStatus[list[Address]],
     ) -> None:
         state = self.state
         async with trio.open_nursery() as background:
+            phase = "startup"
             try:
                 async with self.app.run_lifespan(background):
+                    phase = "serving"
                     async with trio.open_nursery() as connections:
                         accepting = trio.CancelScope()
                         closed = trio.Event()
@@ -238,9 +328,8 @@ class Server:
                                 closed.set()
 
                         connections.start_soon(accept_all)
-                        for address in bound:
-                            host = f"[{address.host}]" if ":" in address.host else address.host
-                            _announce(f"trio-h3 listening on {scheme}://{host}:{address.port}")
+                        for place in where:
+                            _announce(f"trio-h3 listening on {place}")
                         task_status.started(bound)
                         await state.shutdown_requested.wait()
                         if owns_process:
@@ -250,6 +339,11 @@ class Server:
                         again = " (again to force)" if owns_process else ""
                         logger.info("%s: graceful shutdown%s", state.shutdown_reason, again)
                         await self.shutdown(connections)
+                    phase = "shutdown"
+            except Exception as exc:
+                if phase == "serving":
+                    raise
+                raise LifespanError(phase, exc) from exc
             finally:
                 background.cancel_scope.cancel()
 
@@ -300,6 +394,63 @@ class Server:
         os._exit(code)
 
 
+def _check_readable(what: str, path: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot read {what} {path!r}: {exc.strerror}") from exc
+
+
+def _fd_listener(fd: int, backlog: int) -> trio.SocketListener:
+    try:
+        sock = trio.socket.socket(fileno=fd)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on fd {fd}: {exc.strerror}") from exc
+    if sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise OSError(f"cannot listen on fd {fd}: not a stream socket")
+    try:
+        sock.listen(backlog)  # harmless if it already listens; sets our backlog
+    except OSError as exc:
+        sock.detach()
+        raise OSError(exc.errno, f"cannot listen on fd {fd}: {exc.strerror}") from exc
+    return trio.SocketListener(sock)
+
+
+async def _unix_listener(path: str, backlog: int) -> trio.SocketListener:
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.unlink(path)  # a stale socket file (what asyncio does too)
+        except FileNotFoundError:
+            pass
+        await sock.bind(path)
+        os.chmod(path, 0o666)  # so a proxy running as another user can connect (uvicorn)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on unix:{path}: {exc.strerror}") from exc
+    return trio.SocketListener(sock)
+
+
+def _remove_socket_file(path: str, names: list[Any]) -> None:
+    if path in names:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _where(sockname: Any, scheme: str) -> str:
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        host = f"[{sockname[0]}]" if ":" in str(sockname[0]) else sockname[0]
+        return f"{scheme}://{host}:{sockname[1]}"
+    name = sockname.decode(errors="replace") if isinstance(sockname, bytes) else sockname
+    return f"unix:{name} ({scheme})"
+
+
 def _announce(message: str) -> None:
     # The listening URL must reach the person who started the server even when
     # logging is off or set above INFO (``--log-level warning``).
@@ -322,12 +473,14 @@ async def serve(
 
     ``trio.run(serve, app)`` from a script, or ``addresses = await nursery.start(serve,
     app, options)`` to embed it: ``start`` returns the bound addresses once listening.
-    Keyword arguments are :class:`ServeOptions` fields (``port=0`` picks a free port).
+    Keyword arguments are :class:`ServeOptions` fields (``port=0`` picks a free port),
+    applied on top of ``options``, or of the app's own ``serve_options`` when no
+    ``options`` is given (an explicit ``options`` is taken whole).
     ``shutdown_trigger`` (a ``trio.Event``) stops it gracefully without signals;
     signals are handled only in the main thread and when no trigger is given, unless
     ``handle_signals`` says otherwise (see the module docstring for the exit rules).
     """
-    opts = ServeOptions.build(options, **kwargs)
+    opts = ServeOptions.build(options if options is not None else app.serve_options, **kwargs)
     server = Server(app, opts)
     await server.run(
         shutdown_trigger=shutdown_trigger, handle_signals=handle_signals, task_status=task_status

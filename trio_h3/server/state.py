@@ -55,7 +55,21 @@ class ServerState:
             if allow is None:
                 allow = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_ALLOW)
             self.trusted_proxies = TrustedProxies(allow)
-        self.server_header = (options.server_header or "").encode("latin-1")
+        extra = [(n.lower().encode("ascii"), v.encode("ascii")) for n, v in options.extra_headers]
+        #: Whether responses get the server's ``Date`` (not when ``extra_headers`` has one).
+        self.send_date = options.date_header and b"date" not in dict(extra)
+        #: What the server adds to every response after ``Date``: ``Server`` (unless an
+        #: ``extra_headers`` entry replaces it), then ``extra_headers``.
+        self.static_headers: list[tuple[bytes, bytes]] = []
+        if options.server_header is not None and b"server" not in dict(extra):
+            self.static_headers.append((b"server", options.server_header.encode("latin-1")))
+        self.static_headers += extra
+        #: The names of ``extra_headers``: a response's own header of such a name wins.
+        self.extra_names = frozenset(name for name, _ in extra)
+        #: Requests begun so far (``limit_max_requests``) and in progress now
+        #: (``limit_concurrency``).
+        self.requests_begun = 0
+        self.requests_active = 0
         self._date_second = -1
         self._date_value = b""
 
@@ -65,6 +79,26 @@ class ServerState:
             logger.debug("shutdown requested: %s", why)
             self.shutdown_reason = why
             self.shutdown_requested.set()
+
+    def admit(self) -> bool:
+        """Count a new request; False if ``limit_concurrency`` refuses it (a 503).
+
+        The request that reaches ``limit_max_requests`` is served, and asks for the
+        graceful shutdown that ends the process.
+        """
+        options = self.options
+        self.requests_begun += 1
+        limit = options.limit_max_requests
+        if limit is not None and self.requests_begun == limit:
+            logger.info("limit_max_requests: %d requests served, shutting down", limit)
+            self.request_shutdown(f"limit_max_requests ({limit})")
+        concurrency = options.limit_concurrency
+        if concurrency is not None and (
+            len(self.connections) > concurrency or self.requests_active >= concurrency
+        ):
+            return False
+        self.requests_active += 1
+        return True
 
     def date_header(self) -> bytes:
         """The ``Date`` header value, formatted once per second rather than per response."""

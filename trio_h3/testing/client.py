@@ -108,8 +108,10 @@ class TestClient:
         self.cookies = Cookies(cookies, host=self.base_url.host)
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
-        #: The server's options (``client.options(path)`` is the HTTP OPTIONS method).
-        self.serve_options = ServeOptions.build(options, **kwargs)
+        #: The server's options (``client.options(path)`` is the HTTP OPTIONS method):
+        #: ``options``, else the app's own ``serve_options``, with keywords on top.
+        base = options if options is not None else app.serve_options
+        self.serve_options = ServeOptions.build(base, **kwargs)
         self.server = Server(app, self.serve_options)
         self.buffer_size = buffer_size
         self.client_address = Address(*client)
