@@ -76,10 +76,15 @@ class Match(Generic[T]):
     ``mount`` hands a path to a sub-app).
     """
 
+    #: The route for the request's method (None: the path exists for other methods).
     route: T | None
+    #: The captured params by name (``:id``; ``*`` as ``_0``, ``_1``...; ``**`` as ``_``).
     params: dict[str, str]
+    #: The methods the path takes, when ``route`` is None (the ``Allow`` of a 405).
     allowed: list[str]
+    #: The pattern that matched, as registered.
     pattern: str
+    #: What a ``**`` pattern matched, as canonical segments.
     rest: tuple[str, ...] = ()
 
 

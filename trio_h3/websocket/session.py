@@ -485,7 +485,7 @@ async def run_websocket(
     """Run one WebSocket session over ``stream`` in the caller's task; close the stream.
 
     ``head`` is the upgrade request as the parser read it (already checked with
-    :func:`check_upgrade_request`), ``trailing_data`` the bytes received after it.
+    :func:`~.handshake.check_upgrade_request`), ``trailing_data`` the bytes received after it.
     Returns when the session is over. Never raises for a client's misbehaviour or
     disconnect. Whatever the handler raises, ``BaseException`` included, is contained
     by ``guest`` (the server's :class:`~trio_h3._guest.Guest`): logged with its
