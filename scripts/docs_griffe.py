@@ -29,7 +29,9 @@ import griffe
 
 _log = griffe.get_logger("trio_h3.docs")
 
-_ROLE = re.compile(r":(?:py:)?(class|meth|func|mod|data|attr|exc|obj|const):`(~?)([\w.]+)(?:\(\))?`")
+_ROLE = re.compile(
+    r":(?:py:)?(class|meth|func|mod|data|attr|exc|obj|const):`(~?)([\w.]+)(?:\(\))?`"
+)
 _LITERAL = re.compile(r"::\n(\n[ \t]+\S)")
 #: The packages whose ``__all__`` is the documented API.
 _DOCUMENTED_PACKAGES = ("trio_h3", "trio_h3.testing")
