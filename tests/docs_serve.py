@@ -31,7 +31,7 @@ async def serve_on_a_free_port(*args: Any, **kwargs: Any) -> None:
 
 
 def main(path: str) -> None:
-    serve_module.serve = serve_on_a_free_port  # type: ignore[assignment]
+    serve_module.serve = serve_on_a_free_port
     trio_h3.__dict__["serve"] = serve_on_a_free_port
     sys.argv = [path]
     runpy.run_path(path, run_name="__main__")
