@@ -17,11 +17,16 @@ batch. After the last update comes a ``done`` event.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, SSEEvent, SSEWriter, serve
+from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, SSEEvent, SSEWriter, StaticFiles, serve
 
 app = H3()
+
+# The examples' shared stylesheet, served at /static/style.css.
+app.mount("/static", StaticFiles(Path(__file__).resolve().parent / "static"))
 
 #: Seconds between updates.
 UPDATE_INTERVAL = 0.5
@@ -30,25 +35,42 @@ RETRY_MS = 500
 
 PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>trio-h3 SSE with context</title></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trio-h3 SSE with context</title>
+<link rel="stylesheet" href="/static/style.css">
+</head>
 <body>
-<h1>Room <span id="room">lobby</span></h1>
-<p id="status">connecting...</p>
-<ol id="updates" start="0"></ol>
+<main>
+<header class="app">
+  <span class="brand">trio-h3 · Server-Sent Events</span>
+  <h1>Room <span id="room">lobby</span></h1>
+  <p>Each connection gets a batch of five updates, then ends; the browser reconnects with
+  <code>Last-Event-ID</code> and the stream resumes where it stopped.</p>
+</header>
+<p id="status" class="status" data-state="connecting">connecting...</p>
+<div class="card"><ol class="log" id="updates" start="0"></ol></div>
 <script>
   const room = "lobby";
   const source = new EventSource("/rooms/" + room + "/events?count=20&batch=5");
   const status = document.getElementById("status");
-  source.onopen = () => { status.textContent = "connected"; };
-  source.onerror = () => { status.textContent = "reconnecting (the server ended a batch)..."; };
+  const show = (state, text) => { status.dataset.state = state; status.textContent = text; };
+  let connects = 0;
+  source.onopen = () => { connects += 1; show("live", "connected (connection " + connects + ")"); };
+  source.onerror = () => show("connecting", "the server ended a batch: reconnecting...");
   source.addEventListener("update", (e) => {
     const update = JSON.parse(e.data);
     const item = document.createElement("li");
-    item.textContent = update.text + " (id " + e.lastEventId + ")";
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = "id " + e.lastEventId;
+    item.append(meta, update.text);
     document.getElementById("updates").appendChild(item);
   });
-  source.addEventListener("done", (e) => { status.textContent = e.data; source.close(); });
+  source.addEventListener("done", (e) => { show("done", e.data); source.close(); });
 </script>
+</main>
 </body>
 </html>
 """

@@ -8,31 +8,53 @@ been sent, and is cancelled at its next checkpoint if the browser goes away.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, SSEEvent, SSEWriter, serve
+from trio_h3 import H3, H3Event, HTMLResponse, SSEEvent, SSEWriter, StaticFiles, serve
 
 app = H3()
 
+# The examples' shared stylesheet, served at /static/style.css.
+app.mount("/static", StaticFiles(Path(__file__).resolve().parent / "static"))
+
 PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>trio-h3 SSE counter</title></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trio-h3 SSE counter</title>
+<link rel="stylesheet" href="/static/style.css">
+</head>
 <body>
-<h1>SSE counter</h1>
-<p>Count: <strong id="count">-</strong></p>
-<p id="status">connecting...</p>
+<main>
+<header class="app">
+  <span class="brand">trio-h3 · Server-Sent Events</span>
+  <h1>SSE counter</h1>
+  <p>A count from 0 to 30, one a second, pushed by the server over one EventSource.</p>
+</header>
+<p id="status" class="status" data-state="connecting">connecting...</p>
+<div class="card">
+  <div class="big" id="count">-</div>
+  <p>Last event id: <code id="last-id">none</code></p>
+</div>
 <script>
+  const status = document.getElementById("status");
+  const show = (state, text) => { status.dataset.state = state; status.textContent = text; };
   const source = new EventSource("/events");
-  source.onopen = () => { document.getElementById("status").textContent = "connected"; };
+  source.onopen = () => show("live", "connected");
   source.addEventListener("counter", (e) => {
     document.getElementById("count").textContent = e.data;
+    document.getElementById("last-id").textContent = e.lastEventId;
   });
   source.addEventListener("done", (e) => {
-    document.getElementById("status").textContent = e.data;
+    show("done", e.data);
     source.close();  // otherwise EventSource reconnects and counts again
   });
-  source.onerror = () => { document.getElementById("status").textContent = "reconnecting..."; };
+  source.onerror = () => show("connecting", "reconnecting...");
 </script>
+</main>
 </body>
 </html>
 """

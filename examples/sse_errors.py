@@ -19,12 +19,16 @@ Every stream registers an ``on_close`` hook that logs why it ended (on logger
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, SSEEvent, SSEWriter, serve
+from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, SSEEvent, SSEWriter, StaticFiles, serve
 
 app = H3()
+
+# The examples' shared stylesheet, served at /static/style.css.
+app.mount("/static", StaticFiles(Path(__file__).resolve().parent / "static"))
 log = logging.getLogger("examples.sse_errors")
 
 TICK_INTERVAL = 1.0
@@ -35,11 +39,24 @@ OK_TICKS = 10
 
 PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>trio-h3 SSE errors</title></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trio-h3 SSE errors</title>
+<link rel="stylesheet" href="/static/style.css">
+</head>
 <body>
-<h1>A failing stream next to a healthy one</h1>
-<h2>/events/fail</h2><ul id="fail"></ul>
-<h2>/events/ok</h2><ul id="ok"></ul>
+<main>
+<header class="app">
+  <span class="brand">trio-h3 · Server-Sent Events</span>
+  <h1>A failing stream next to a healthy one</h1>
+  <p><code>/events/fail</code> raises after three ticks: only that stream ends (cleanly, so
+  EventSource reconnects). <code>/events/ok</code> carries on.</p>
+</header>
+<div class="grid">
+  <section class="card"><h2>/events/fail</h2><ul class="log" id="fail"></ul></section>
+  <section class="card"><h2>/events/ok</h2><ul class="log" id="ok"></ul></section>
+</div>
 <script>
   function watch(path, listId, maxConnects) {
     const list = document.getElementById(listId);
@@ -61,6 +78,7 @@ PAGE = """<!doctype html>
   watch("/events/fail", "fail", 3);
   watch("/events/ok", "ok", 1);
 </script>
+</main>
 </body>
 </html>
 """

@@ -12,30 +12,51 @@ Each sends three greetings a second apart, then a ``done`` event.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, SSEEvent, SSEWriter, serve
+from trio_h3 import H3, H3Event, HTMLResponse, SSEEvent, SSEWriter, StaticFiles, serve
 
 app = H3()
 
+# The examples' shared stylesheet, served at /static/style.css.
+app.mount("/static", StaticFiles(Path(__file__).resolve().parent / "static"))
+
 PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>trio-h3 minimal SSE</title></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trio-h3 minimal SSE</title>
+<link rel="stylesheet" href="/static/style.css">
+</head>
 <body>
-<h1>Minimal SSE</h1>
-<ul id="log"></ul>
+<main>
+<header class="app">
+  <span class="brand">trio-h3 · Server-Sent Events</span>
+  <h1>Minimal SSE</h1>
+  <p>Both forms of a stream side by side: a callback (<code>/events</code>) and inline
+  (<code>/inline</code>).</p>
+</header>
+<div class="grid">
+  <section class="card"><h2>/events</h2><ul class="log" id="events"></ul></section>
+  <section class="card"><h2>/inline</h2><ul class="log" id="inline"></ul></section>
+</div>
 <script>
-  const log = document.getElementById("log");
   for (const path of ["/events", "/inline"]) {
-    const source = new EventSource(path);
-    source.onmessage = (e) => {
+    const log = document.getElementById(path.slice(1));
+    const note = (text) => {
       const item = document.createElement("li");
-      item.textContent = path + ": " + e.data;
+      item.textContent = text;
       log.appendChild(item);
     };
-    source.addEventListener("done", () => source.close());
+    const source = new EventSource(path);
+    source.onmessage = (e) => note(e.data);
+    source.addEventListener("done", () => { note("(done)"); source.close(); });
   }
 </script>
+</main>
 </body>
 </html>
 """

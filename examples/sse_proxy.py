@@ -5,9 +5,12 @@ Open http://127.0.0.1:3000/ . ``GET /events`` connects to the upstream SSE URL w
 and relays every event, passing the browser's ``Last-Event-ID`` upstream so a
 reconnect resumes there too.
 
-The upstream URL comes from :func:`create_app` (``upstream=``) or the
-``SSE_PROXY_UPSTREAM`` environment variable. By default it is this app's own demo
-source, ``GET /source`` (a tick a second), so the example works on its own. There
+The upstream URL is a command-line flag, ``python examples/sse_proxy.py --upstream URL``
+(``--port`` and ``--host`` too), or :func:`create_app`'s ``upstream=``, or the
+``SSE_PROXY_UPSTREAM`` environment variable (what ``trio-h3 run examples.sse_proxy:app``
+reads). By default it is this app's own demo source, ``GET /source`` (a tick a second),
+so the example works on its own. It needs the ``proxy`` extra (httpx and httpx-sse):
+``pip install -e '.[proxy]'``. There
 is deliberately no "upstream from the query string" switch: that would make the
 server an open relay to any URL (SSRF).
 
@@ -19,42 +22,67 @@ once instead of streaming into the void.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+from functools import partial
+from pathlib import Path
 
 import httpx
 import trio
 from httpx_sse import SSEError, aconnect_sse
 
-from trio_h3 import H3, H3Event, HTMLResponse, SSEEvent, SSEWriter, serve
+from trio_h3 import H3, H3Event, HTMLResponse, SSEEvent, SSEWriter, StaticFiles, serve
 
 log = logging.getLogger("examples.sse_proxy")
 
 UPSTREAM_ENV = "SSE_PROXY_UPSTREAM"
 DEFAULT_UPSTREAM = "http://127.0.0.1:3000/source"
+STATIC = Path(__file__).resolve().parent / "static"
 
 PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>trio-h3 SSE proxy</title></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trio-h3 SSE proxy</title>
+<link rel="stylesheet" href="/static/style.css">
+</head>
 <body>
-<h1>Relayed events</h1>
-<p id="status">connecting...</p>
-<ul id="events"></ul>
+<main>
+<header class="app">
+  <span class="brand">trio-h3 · Server-Sent Events</span>
+  <h1>Relayed events</h1>
+  <p>Events from an upstream SSE source, relayed as they come; close the tab and the
+  upstream request is closed too.</p>
+</header>
+<p id="status" class="status" data-state="connecting">connecting...</p>
+<div class="card"><ul class="log" id="events"></ul></div>
 <script>
   const status = document.getElementById("status");
+  const show = (state, text) => { status.dataset.state = state; status.textContent = text; };
   const source = new EventSource("/events");
-  const show = (e) => {
+  const events = document.getElementById("events");
+  const note = (e) => {
     const item = document.createElement("li");
-    item.textContent = e.type + " #" + e.lastEventId + ": " + e.data;
-    document.getElementById("events").prepend(item);
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = e.type + " #" + e.lastEventId;
+    item.append(meta, e.data);
+    events.prepend(item);
+    while (events.children.length > 50) events.lastChild.remove();
   };
-  source.onopen = () => { status.textContent = "connected"; };
-  source.onmessage = show;
-  source.addEventListener("tick", show);
+  source.onopen = () => show("live", "connected");
+  source.onmessage = note;
+  source.addEventListener("tick", note);
   source.addEventListener("upstream_error", (e) => {
-    status.textContent = "upstream unavailable: " + JSON.parse(e.data).error;
+    show("error", "upstream unavailable: " + JSON.parse(e.data).error);
   });
+  source.onerror = () => {
+    if (status.dataset.state !== "error") show("connecting", "reconnecting...");
+  };
 </script>
+</main>
 </body>
 </html>
 """
@@ -76,6 +104,8 @@ def create_app(
     url = upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
     timeout = httpx.Timeout(connect_timeout, read=read_timeout)
     app = H3()
+    # The examples' shared stylesheet, served at /static/style.css.
+    app.mount("/static", StaticFiles(STATIC))
 
     @app.get("/")
     async def index(event: H3Event) -> HTMLResponse:
@@ -149,6 +179,25 @@ async def ticks(writer: SSEWriter) -> None:
 
 app = create_app()
 
-if __name__ == "__main__":
+
+def main(argv: list[str] | None = None) -> None:
+    """``python examples/sse_proxy.py [--upstream URL] [--host H] [--port N]``."""
+    parser = argparse.ArgumentParser(description="Relay an upstream SSE source to browsers.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="port to bind (3000)")
+    parser.add_argument(
+        "--upstream",
+        metavar="URL",
+        help=f"the SSE source to relay (${UPSTREAM_ENV}, else this server's own /source)",
+    )
+    args = parser.parse_args(argv)
+    upstream = args.upstream or os.environ.get(UPSTREAM_ENV)
+    if upstream is None:
+        upstream = f"http://127.0.0.1:{args.port}/source"
     logging.basicConfig(level=logging.INFO)
-    trio.run(serve, app)  # 127.0.0.1:3000 unless told otherwise
+    log.info("relaying %s", upstream)
+    trio.run(partial(serve, create_app(upstream), host=args.host, port=args.port))
+
+
+if __name__ == "__main__":
+    main()

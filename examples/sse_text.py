@@ -5,6 +5,10 @@ as ``token`` events (each token keeps its leading whitespace; a token holding li
 breaks is sent as several ``data:`` lines and rebuilt by the browser), then one
 ``done`` event with a JSON summary.
 
+When the stream fails (the question is refused, the server goes away, the generation
+breaks off) the page says so, with the server's message when there is one, instead of
+"thinking..." forever; it never lets EventSource ask the question again by itself.
+
 The "model" is an async generator with a small delay per token. It runs inside the
 stream callback, so when the reader goes away the generation is cancelled with it:
 no zombie generation spending tokens for nobody.
@@ -16,12 +20,24 @@ import json
 import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from pathlib import Path
 
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, SSEEvent, SSEWriter, serve
+from trio_h3 import (
+    H3,
+    H3Event,
+    HTMLResponse,
+    HTTPError,
+    SSEEvent,
+    SSEWriter,
+    StaticFiles,
+    serve,
+)
 
 app = H3()
+# The examples' shared stylesheet, served at /static/style.css.
+app.mount("/static", StaticFiles(Path(__file__).resolve().parent / "static"))
 
 #: Seconds between tokens, as a model would pace its output.
 TOKEN_DELAY = 0.05
@@ -29,32 +45,87 @@ MAX_QUESTION = 500
 
 PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>trio-h3 text stream</title>
-<style>pre { white-space: pre-wrap; font: 1rem/1.4 system-ui; }</style></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trio-h3 text stream</title>
+<link rel="stylesheet" href="/static/style.css">
+</head>
 <body>
-<h1>Streaming answer</h1>
-<form id="ask"><input id="q" value="What is trio-h3?" size="40"> <button>Ask</button></form>
-<pre id="answer"></pre>
-<p id="status"></p>
+<main>
+<header class="app">
+  <span class="brand">trio-h3 · Server-Sent Events</span>
+  <h1>Streaming answer</h1>
+  <p>The answer arrives token by token, like a language model's. Leave the page and the
+  generation stops with it.</p>
+</header>
+<form id="ask" class="row">
+  <input id="q" value="What is trio-h3?" maxlength="500" required aria-label="Question">
+  <button id="send">Ask</button>
+</form>
+<p id="status" class="status" data-state="done">ready</p>
+<div class="card"><div id="answer" class="answer"></div></div>
 <script>
+  const answer = document.getElementById("answer");
+  const status = document.getElementById("status");
+  const send = document.getElementById("send");
+  const show = (state, text) => { status.dataset.state = state; status.textContent = text; };
   let source = null;
+
+  // EventSource cannot read an error response's body: ask again with fetch for the
+  // message (a 400 answers at once; a stream that did start is aborted unread).
+  async function explain(url) {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(url, {signal: controller.signal});
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        return body.message || response.status + " " + response.statusText;
+      }
+      return "the stream ended before the answer was complete";
+    } catch (error) {
+      return "the server cannot be reached";
+    } finally {
+      controller.abort();
+    }
+  }
+
   document.getElementById("ask").onsubmit = (e) => {
     e.preventDefault();
     if (source) source.close();
-    const answer = document.getElementById("answer");
-    const status = document.getElementById("status");
     answer.textContent = "";
-    status.textContent = "thinking...";
-    const q = encodeURIComponent(document.getElementById("q").value);
-    source = new EventSource("/answer?q=" + q);
-    source.addEventListener("token", (ev) => { answer.textContent += ev.data; });
-    source.addEventListener("done", (ev) => {
-      const summary = JSON.parse(ev.data);
-      status.textContent = "done: " + summary.tokens + " tokens";
-      source.close();
+    show("connecting", "thinking...");
+    send.disabled = true;
+    let tokens = 0;
+    let finished = false;
+    const url = "/answer?q=" + encodeURIComponent(document.getElementById("q").value);
+    source = new EventSource(url);
+    const current = source;
+    current.addEventListener("token", (ev) => {
+      tokens += 1;
+      if (tokens === 1) show("live", "answering...");
+      answer.textContent += ev.data;
     });
+    current.addEventListener("done", (ev) => {
+      finished = true;
+      const summary = JSON.parse(ev.data);
+      show("done", "done: " + summary.tokens + " tokens");
+      send.disabled = false;
+      current.close();
+    });
+    current.onerror = async () => {
+      current.close();  // no automatic reconnect: it would ask the question again
+      if (finished || current !== source) return;
+      send.disabled = false;
+      if (tokens > 0) {
+        show("error", "error: the answer broke off after " + tokens + " tokens; ask again");
+      } else {
+        show("error", "error: " + (await explain(url)));
+      }
+    };
   };
 </script>
+</main>
 </body>
 </html>
 """

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, UploadFile, serve
+from trio_h3 import H3, H3Event, HTMLResponse, HTTPError, StaticFiles, UploadFile, serve
 
 UPLOAD_DIR = Path(os.environ.get("UPLOAD_DIR") or Path(tempfile.gettempdir()) / "trio-h3-uploads")
 MAX_UPLOAD = 100 * 2**20
@@ -33,23 +33,30 @@ _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Upload</title>
-<style>body {{ font: 16px system-ui, sans-serif; max-width: 40em; margin: 2em auto; }}
-label {{ display: block; margin: .8em 0 .2em; }}
-td, th {{ padding: .2em .8em; text-align: left; }}</style>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Upload</title>
+<link rel="stylesheet" href="/static/style.css">
 </head>
 <body>
-<h1>{heading}</h1>
+<main>
+<header class="app">
+  <span class="brand">trio-h3 · forms</span>
+  <h1>{heading}</h1>
+  <p>Files are streamed to disk as they arrive, saved under names of our own.</p>
+</header>
 {content}
+</main>
 </body>
 </html>
 """
 
-FORM = """<form method="post" action="/upload" enctype="multipart/form-data">
+FORM = """<form class="card" method="post" action="/upload" enctype="multipart/form-data">
   <label for="title">Title</label>
   <input id="title" name="title" required maxlength="200">
   <label for="note">Note</label>
-  <textarea id="note" name="note" rows="3" cols="40"></textarea>
+  <textarea id="note" name="note" rows="3"></textarea>
   <label for="files">Files</label>
   <input id="files" name="files" type="file" multiple>
   <p><button type="submit">Upload</button></p>
@@ -64,6 +71,8 @@ def saved_name(file: UploadFile) -> str:
 
 def create_app(upload_dir: Path = UPLOAD_DIR) -> H3:
     app = H3()
+    # The examples' shared stylesheet, served at /static/style.css.
+    app.mount("/static", StaticFiles(Path(__file__).resolve().parent / "static"))
 
     @app.get("/")
     async def index(event: H3Event) -> HTMLResponse:
@@ -88,18 +97,20 @@ def create_app(upload_dir: Path = UPLOAD_DIR) -> H3:
                 f"<td>{html.escape(file.content_type)}</td><td><code>{name}</code></td></tr>"
             )
         table = (
-            "<table><tr><th>File</th><th>Bytes</th><th>Type</th><th>Saved as</th></tr>"
+            '<div class="table-wrap"><table>'
+            "<tr><th>File</th><th>Bytes</th><th>Type</th><th>Saved as</th></tr>"
             + "".join(rows)
-            + "</table>"
+            + "</table></div>"
             if rows
             else "<p>No files.</p>"
         )
         content = (
-            f'<p id="title">{html.escape(title)}</p>'
+            '<div class="card">'
+            + f'<p id="title">{html.escape(title)}</p>'
             + (f'<p id="note">{html.escape(note)}</p>' if isinstance(note, str) and note else "")
             + table
             + f"<p>Saved in <code>{html.escape(str(upload_dir))}</code>. "
-            + '<a href="/">Upload more</a></p>'
+            + '<a href="/">Upload more</a></p></div>'
         )
         return HTMLResponse(PAGE.format(heading="Uploaded", content=content))
 

@@ -4,8 +4,11 @@ The rules (tests/test_docs.py applies them to every page):
 
 - Every fenced block names its language; the known ones are in :data:`LANGUAGES`, and a
   block in any other (or none) fails, so a new kind of block gets a rule on purpose.
-- ``python``: run. A block preceded by the line ``<!-- docs: continue -->`` (invisible on
-  the page) continues the page's previous Python block: it runs after it, in the same
+- ``python``: run. A block preceded by the line ``<!-- docs: other framework -->``
+  (invisible on the page, and allowed only on the pages in :data:`FOREIGN_PAGES`) is
+  another framework's code, shown for comparison: compiled, not run, since its framework
+  is not installed. A block preceded by ``<!-- docs: continue -->`` continues the
+  page's previous trio-h3 Python block: it runs after it, in the same
   module, and the previous block is still checked on its own. What the source up to a
   block is decides how it runs:
 
@@ -40,6 +43,9 @@ PAGES = sorted([ROOT / "README.md", *ROOT.glob("docs/**/*.md")])
 #: Seconds of wall-clock time a docs test (or script) may take.
 BUDGET = 5.0
 CONTINUE = "<!-- docs: continue -->"
+FOREIGN = "<!-- docs: other framework -->"
+#: The pages that may show another framework's code (compiled only).
+FOREIGN_PAGES = {"docs/coming-from.md"}
 SHELL = {"sh", "bash", "console", "shell"}
 LANGUAGES = {"python", "json", "text", "nginx", "caddy", "ini"} | SHELL
 
@@ -55,6 +61,7 @@ class Block:
     lang: str
     code: str
     continues: bool = False
+    foreign: bool = False
 
     @property
     def where(self) -> str:
@@ -86,7 +93,8 @@ def blocks(page: Path) -> list[Block]:
         else:
             raise ValueError(f"{name}:{start + 1}: the block is never closed")
         before = next((lines[i].strip() for i in range(start - 1, -1, -1) if lines[i].strip()), "")
-        found.append(Block(name, start + 1, lang, "\n".join(body) + "\n", before == CONTINUE))
+        code = "\n".join(body) + "\n"
+        found.append(Block(name, start + 1, lang, code, before == CONTINUE, before == FOREIGN))
         index += 1
     return found
 
@@ -101,7 +109,7 @@ def programs(page_blocks: list[Block]) -> list[tuple[Block, str]]:
     result: list[tuple[Block, str]] = []
     source: str | None = None
     for block in page_blocks:
-        if block.lang != "python":
+        if block.lang != "python" or block.foreign:
             continue
         if block.continues:
             if source is None:

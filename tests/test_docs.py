@@ -86,6 +86,16 @@ def test_the_pages_that_are_test_suites_stay_so(page: str) -> None:
     assert all(block.lang == "python" for block in db.blocks(ROOT / page) if block.lang != "text")
 
 
+@pytest.mark.parametrize("where", [block.where for block in BLOCKS if block.foreign])
+def test_another_frameworks_block_compiles(where: str) -> None:
+    block = next(block for block in BLOCKS if block.where == where)
+    assert block.page in db.FOREIGN_PAGES, (
+        f"{where}: other frameworks' code belongs on {db.FOREIGN_PAGES}"
+    )
+    assert block.lang == "python"
+    compile(block.code, where, "exec")
+
+
 def test_the_readme_test_command_is_the_last_line_of_ci() -> None:
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
     readme = [line for block in db.blocks(ROOT / "README.md") for line in block.code.splitlines()]
