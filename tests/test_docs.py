@@ -102,6 +102,21 @@ def test_the_readme_test_command_is_the_last_line_of_ci() -> None:
     assert ci[-1] in readme, f".ci/run ends with {ci[-1]!r}, which the README does not show"
 
 
+def test_getting_started_shows_the_readmes_two_commands() -> None:
+    def venv_commands(page: str) -> list[str]:
+        return [
+            line
+            for block in db.blocks(ROOT / page)
+            if block.lang in db.SHELL
+            for line in block.code.splitlines()
+            if line.startswith("python3 -m venv .venv && ")
+        ]
+
+    two = venv_commands("README.md")
+    assert len(two) == 2, "the README shows two commands, each making its venv"
+    assert venv_commands("docs/getting-started.md") == two
+
+
 def test_the_block_parser_itself() -> None:
     assert db.commands("$ trio-h3 run a:app --port 1 && echo hi\nout put\n") == [
         ["trio-h3", "run", "a:app", "--port", "1"],
