@@ -27,6 +27,7 @@ import trio_h3.testing
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference"
+INDEX = REFERENCE / "index.md"
 ENTRY = re.compile(r"^::: (\S+)\s*$", re.M)
 PUBLIC = {f"trio_h3.{name}" for name in trio_h3.__all__} | {
     f"trio_h3.testing.{name}" for name in trio_h3.testing.__all__
@@ -51,11 +52,17 @@ def test_the_reference_documents_the_public_api_only_and_once() -> None:
     assert not set(found) - PUBLIC, f"not public: {sorted(set(found) - PUBLIC)}"
 
 
-def test_every_reference_page_is_listed_on_the_reference_index() -> None:
-    index = (REFERENCE / "index.md").read_text(encoding="utf-8")
+def test_the_reference_index_lists_each_page_with_its_names() -> None:
+    rows = re.findall(r"^\| \[[^]]+\]\(([\w-]+\.md)\) \| (.+) \|$", INDEX.read_text(), re.M)
+    listed = {
+        page: set(re.findall(r"`(?:trio_h3\.testing`: `)?([\w.]+)`", names)) for page, names in rows
+    }
     for page in sorted(REFERENCE.glob("*.md")):
-        if page.name != "index.md":
-            assert f"]({page.name})" in index, f"reference/index.md does not link {page.name}"
+        if page.name == "index.md":
+            continue
+        assert page.name in listed, f"reference/index.md does not list {page.name}"
+        names = {entry.rpartition(".")[2] for entry in ENTRY.findall(page.read_text())}
+        assert listed[page.name] - {"trio_h3.testing"} == names, f"reference/index.md: {page.name}"
 
 
 def test_the_docs_extra_is_part_of_the_test_extra() -> None:
