@@ -95,6 +95,9 @@ HANDSHAKE_NAMES = {
     b"connection",
     b"sec-websocket-key",
     b"sec-websocket-version",
+    # An upgrade with a body is refused (its framing headers are checked too).
+    b"content-length",
+    b"transfer-encoding",
 }
 noise_headers = st.lists(
     st.tuples(st.binary(max_size=20), st.binary(max_size=40)).filter(
