@@ -21,7 +21,8 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
                      that speaks h11), checks (pure), body, streaming (one lifecycle for
                      every stream, with its monitor task), options, state
     testing.py       TestClient: the real connection code over in-memory streams
-    broadcast.py     the fan-out hub
+    broadcast/       the fan-out hub: hub, subscription (buffers, policies, replay),
+                     message (ids, pure), memory and redis (lazy: coredis) backends
     websocket/       handshake (pure), options, session (over trio-websocket)
     sse/             encoding, parser, response (pure); stream (the one state machine of
                      a stream's ending) and writer (Trio)
@@ -47,7 +48,14 @@ from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .app import H3, Route, RouteOptions
-    from .broadcast import Broadcast, BroadcastStatistics, Subscription
+    from .broadcast import (
+        Broadcast,
+        BroadcastMessage,
+        BroadcastStatistics,
+        BroadcastUnavailable,
+        SlowConsumerPolicy,
+        Subscription,
+    )
     from .datastructures import URL, Address, Headers, MultiMapping, QueryParams
     from .errors import ClientDisconnected, HTTPError, StreamClosed
     from .event import H3Event
@@ -84,7 +92,9 @@ __all__ = [
     "URL",
     "Address",
     "Broadcast",
+    "BroadcastMessage",
     "BroadcastStatistics",
+    "BroadcastUnavailable",
     "ClientDisconnected",
     "CloseFrame",
     "CloseReason",
@@ -111,6 +121,7 @@ __all__ = [
     "ServeOptions",
     "Server",
     "ServerSentEvent",
+    "SlowConsumerPolicy",
     "StreamCallback",
     "StreamClosed",
     "StreamingResponse",
@@ -136,7 +147,10 @@ __getattr__, __dir__ = lazy_exports(
         "Route": ".app",
         "RouteOptions": ".app",
         "Broadcast": ".broadcast",
+        "BroadcastMessage": ".broadcast",
         "BroadcastStatistics": ".broadcast",
+        "BroadcastUnavailable": ".broadcast",
+        "SlowConsumerPolicy": ".broadcast",
         "Subscription": ".broadcast",
         "URL": ".datastructures",
         "Address": ".datastructures",
