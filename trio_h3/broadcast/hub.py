@@ -267,8 +267,9 @@ class Broadcast(Generic[T]):
             self.backend.unwatch(subscription.topic)
 
     def subscriber_count(self, topic: Hashable) -> int:
-        """How many subscribers ``topic`` has in this process right now."""
-        return len(self._topics.get(topic, ()))
+        """How many subscribers ``topic`` has in this process right now (those whose
+        start is done: everything published from now on reaches them)."""
+        return sum(1 for s in self._topics.get(topic, ()) if s.started)
 
     # -- SSE ------------------------------------------------------------------------------
 
@@ -333,7 +334,7 @@ class Broadcast(Generic[T]):
         counters = self._counters
         return BroadcastStatistics(
             topics=len(self._topics),
-            subscribers=sum(len(subs) for subs in self._topics.values()),
+            subscribers=sum(1 for subs in self._topics.values() for s in subs if s.started),
             published=counters.published,
             delivered=counters.delivered,
             dropped=counters.dropped,

@@ -129,6 +129,12 @@ class Subscription(Generic[T]):
         return self._dropped
 
     @property
+    def started(self) -> bool:
+        """True once the starting point is known (the history was read): from then on,
+        everything published reaches this subscription."""
+        return bool(self._epoch)
+
+    @property
     def pending(self) -> int:
         """Live messages waiting in the buffer (at most ``max_buffer``)."""
         return len(self._buffer)
@@ -147,7 +153,14 @@ class Subscription(Generic[T]):
             self._last = start.top
             self._replay.append((_Reset(start.epoch, start.top, start.top_id, start.reset), True))
         elif after is None:
-            self._last = start.top
+            # A first connection starts now. What the buffer already holds arrived after
+            # the subscription was registered: hand it out too (nothing can repeat, as
+            # nothing is replayed).
+            first = next((e for e, _ in self._buffer if isinstance(e, Entry)), None)
+            if first is not None and first.epoch == start.epoch:
+                self._last = min(first.previous, start.top)
+            else:
+                self._last = start.top
         else:
             self._last = after
             self._replay.extend((entry, True) for entry in start.replay)
