@@ -78,6 +78,7 @@ class Subscription(Generic[T]):
         "_closed",
         "_counters",
         "_dropped",
+        "_ended",
         "_epoch",
         "_fill",
         "_floor",
@@ -116,6 +117,7 @@ class Subscription(Generic[T]):
         self._waiting = False
         self._claimed = 0
         self._closed = False
+        self._ended: trio.Event | None = None
         self._left = False
         self._dropped = False
         self._epoch = ""
@@ -127,6 +129,16 @@ class Subscription(Generic[T]):
     def dropped(self) -> bool:
         """True if policy ``"disconnect"`` ended this subscriber (its buffer was full)."""
         return self._dropped
+
+    @property
+    def ended(self) -> trio.Event:
+        """Set when the hub ends this subscription (``dropped``, or the hub closed): a
+        task stuck sending to a slow client can wait on it and give up."""
+        if self._ended is None:
+            self._ended = trio.Event()
+            if self._closed:
+                self._ended.set()
+        return self._ended
 
     @property
     def started(self) -> bool:
@@ -202,6 +214,8 @@ class Subscription(Generic[T]):
         self._closed = True
         self._waiting = False
         self._lot.unpark_all()
+        if self._ended is not None:
+            self._ended.set()
 
     def leave(self) -> None:
         """The ``async with`` block ended (internal): later reads raise."""
