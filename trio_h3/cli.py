@@ -15,6 +15,7 @@ import trio
 from .app import H3
 from .server.options import ServeOptions
 from .server.serve import serve
+from .server.workers import inherited_fd, run_supervisor, serve_worker, warn_about_local_hubs
 
 __all__ = ["main"]
 
@@ -72,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-access-log", action="store_true", help="do not log each request")
     run.add_argument("--ssl-certfile", default=None, help="TLS certificate (PEM)")
     run.add_argument("--ssl-keyfile", default=None, help="TLS private key (PEM)")
+    run.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1: this process)"
+    )
+    run.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="SO_REUSEPORT: with --workers, one accept queue per worker",
+    )
     return parser
 
 
@@ -80,14 +89,23 @@ def _serve_from_args(args: argparse.Namespace) -> None:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = import_app(args.app, app_dir=args.app_dir, factory=args.factory)
-    options = ServeOptions(
+    options = _options(args)
+    if options.fd is not None:  # a worker of `--workers N`
+        trio.run(serve_worker, app, options)
+    else:
+        trio.run(serve, app, options)
+
+
+def _options(args: argparse.Namespace) -> ServeOptions:
+    return ServeOptions(
         host=args.host,
         port=args.port,
         access_log=not args.no_access_log,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
+        reuse_port=args.reuse_port,
+        fd=inherited_fd(),
     )
-    trio.run(serve, app, options)
 
 
 def _reload_target(argv: list[str]) -> None:
@@ -106,8 +124,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.ssl_certfile or args.ssl_keyfile:
             ServeOptions(ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+        if args.workers < 1:
+            print(
+                f"trio-h3: error: --workers must be at least 1, not {args.workers}", file=sys.stderr
+            )
+            return 2
+        if args.workers > 1 and args.reload:
+            print(
+                "trio-h3: error: --workers cannot be combined with --reload (the reloader "
+                "restarts one process; run --workers without it)",
+                file=sys.stderr,
+            )
+            return 2
         # Import once up front so a bad MODULE:ATTR fails here, before any reloader.
         import_app(args.app, app_dir=args.app_dir, factory=args.factory)
+        if args.workers > 1:
+            logging.basicConfig(
+                level=args.log_level.upper(),
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+            warn_about_local_hubs(args.workers)
+            return run_supervisor(argv, _options(args), args.workers)
         if args.reload:
             try:
                 import watchfiles

@@ -22,6 +22,13 @@ class ServeOptions:
     port: int = 3000
     #: The listen(2) queue (nginx 511, uvicorn 2048; Linux caps it at net.core.somaxconn).
     backlog: int = 1024
+    #: Set SO_REUSEPORT on the listening socket, so several processes can each listen
+    #: on the same port with their own accept queue (``trio-h3 run --reuse-port``).
+    reuse_port: bool = False
+    #: Serve on this inherited, already listening socket instead of binding
+    #: host:port (uvicorn's ``--fd``; how ``trio-h3 run --workers`` hands its socket
+    #: to each worker). ``host``, ``port``, ``backlog`` and ``reuse_port`` then do not apply.
+    fd: int | None = None
     #: TLS certificate chain (PEM); with ``ssl_keyfile``, serves HTTPS.
     ssl_certfile: str | None = None
     #: TLS private key (PEM).
@@ -94,6 +101,8 @@ class ServeOptions:
                 raise ValueError(f"{name} must be positive or None, got {value!r}")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if self.fd is not None and (isinstance(self.fd, bool) or self.fd < 0):
+            raise ValueError(f"fd must be a non-negative file descriptor, got {self.fd!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port!r}")
 

@@ -38,6 +38,7 @@ from ..datastructures import Address
 from ..sse.stream import CloseReason
 from .connection import HTTPConnection
 from .options import ServeOptions
+from .sockets import bind_socket, inherited_socket
 from .state import ServerState
 
 __all__ = ["Server", "serve"]
@@ -164,10 +165,18 @@ class Server:
     async def _listen(self) -> list[trio.SocketListener]:
         options = self.options
         try:
-            return await trio.open_tcp_listeners(
-                options.port, host=options.host, backlog=options.backlog
-            )
+            if options.fd is not None:  # inherited from a supervisor, already listening
+                sock = inherited_socket(options.fd)
+            elif options.reuse_port:
+                sock = bind_socket(options.host, options.port, options.backlog, reuse_port=True)
+            else:
+                return await trio.open_tcp_listeners(
+                    options.port, host=options.host, backlog=options.backlog
+                )
+            return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
         except OSError as exc:
+            if options.fd is not None:
+                raise OSError(exc.errno, f"cannot serve on fd {options.fd}: {exc}") from exc
             raise OSError(
                 exc.errno, f"cannot listen on {options.host}:{options.port}: {exc.strerror}"
             ) from exc
