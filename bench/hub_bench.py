@@ -15,7 +15,7 @@ message by the publisher and read by each subscriber when the event's bytes arri
 the client's own scheduling delay is included (one core reads every socket).
 
 Run: python bench/hub_bench.py [--only latency,fanout,idle,balance] [--small]
-     [--subscribers 1000] [--messages 50] [--idle 20000] [--balance 2000] [--json FILE]
+     [--subscribers 1000] [--messages 50] [--gap 0.2] [--idle 20000] [--balance 2000] [--json FILE]
 """
 
 from __future__ import annotations
@@ -359,6 +359,9 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument(
+        "--gap", type=float, default=0.2, help="seconds between latency messages (5/s)"
+    )
     parser.add_argument("--fanout-subscribers", type=int, default=200)
     parser.add_argument("--fanout-messages", type=int, default=1000)
     parser.add_argument("--idle", type=int, default=20_000)
@@ -379,7 +382,10 @@ def main() -> int:
     results: dict[str, Any] = {}
 
     if "latency" in only:
-        log(f"latency: {args.subscribers} subscribers, {args.messages} messages 20 ms apart")
+        gap_ms = args.gap * 1000
+        log(
+            f"latency: {args.subscribers} subscribers, {args.messages} messages {gap_ms:g} ms apart"
+        )
         rows = []
         for name, workers, redis in (
             ("memory, 1 process", 1, False),
@@ -388,7 +394,7 @@ def main() -> int:
             with contextlib.ExitStack() as stack:
                 url = stack.enter_context(redis_server()) if redis else None
                 port, _ = stack.enter_context(hub_server(workers, url))
-                result = trio.run(run_latency, port, args.subscribers, args.messages, 0.02)
+                result = trio.run(run_latency, port, args.subscribers, args.messages, args.gap)
             results[f"latency {name}"] = result
             target = verdict(result["p99_ms"], 50, higher_is_better=False) if redis else ""
             rows.append([name, f"{result['p50_ms']:.1f}", f"{result['p99_ms']:.1f}",
