@@ -48,6 +48,7 @@ import coredis.exceptions
 import coredis.retry
 import trio
 
+from .._groups import leaves
 from .backend import Deliver
 from .message import (
     ORIGIN,
@@ -130,6 +131,13 @@ for i = 1, #fields, 2 do
 end
 return {epoch, top, '', entries}
 """
+
+
+def connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or every error in its group: coredis's task groups wrap them)
+    says Redis could not be reached or the connection was lost."""
+    found = list(leaves(exc))
+    return bool(found) and all(isinstance(e, _ERRORS) for e in found)
 
 
 def _text(value: Any) -> str:
@@ -263,7 +271,9 @@ class RedisBackend:
         with trio.move_on_after(self.publish_timeout):
             try:
                 result = await self._publish_script(keys=[stream, meta], args=args)
-            except _ERRORS as exc:
+            except Exception as exc:
+                if not connection_failure(exc):
+                    raise
                 raise self._unavailable(exc, "publish") from exc
         if result is None:
             raise self._unavailable(None, "publish")
@@ -283,7 +293,9 @@ class RedisBackend:
         with trio.move_on_after(self.publish_timeout):
             try:
                 result = await self._start_script(keys=[stream, meta], args=args)
-            except _ERRORS as exc:
+            except Exception as exc:
+                if not connection_failure(exc):
+                    raise
                 raise self._unavailable(exc, "subscribe") from exc
         if result is None:
             raise self._unavailable(None, "subscribe")
@@ -306,8 +318,10 @@ class RedisBackend:
                 raw = await self._client.xrange(
                     stream, f"({_format_position(after)}", f"({_format_position(before)}"
                 )
-        except (*_ERRORS, trio.TooSlowError):
-            return None
+        except Exception as exc:
+            if isinstance(exc, trio.TooSlowError) or connection_failure(exc):
+                return None  # the subscriber gets a reset rather than a silent hole
+            raise
         entries = tuple(self._entry(topic, e.identifier, e.field_values) for e in raw)
         previous = after
         for entry in entries:
@@ -355,22 +369,24 @@ class RedisBackend:
         while True:
             try:
                 await self._read_connected()
-            except _ERRORS as exc:
+            except Exception as exc:
+                if self.connected.is_set():  # it was up: reconnect quickly first
+                    delay = RECONNECT_FIRST_DELAY
                 self.connected = trio.Event()
                 self._reading = None
-                logger.warning(
-                    "broadcast: Redis reader lost %s (%s); reconnecting in %.2fs",
-                    safe_url(self.url),
-                    exc,
-                    delay,
-                )
-            except Exception:
-                # Never let the reader die silently (peer pitfall: a listener that
-                # died left every subscriber waiting forever): log, back off, go on.
-                self.connected = trio.Event()
-                self._reading = None
-                logger.exception("broadcast: Redis reader failed; restarting in %.2fs", delay)
-            # Full jitter (AWS architecture blog's "exponential backoff and jitter").
+                if connection_failure(exc):
+                    logger.warning(
+                        "broadcast: Redis reader lost %s (%s); reconnecting in %.2fs",
+                        safe_url(self.url),
+                        next(iter(leaves(exc))),
+                        delay,
+                    )
+                else:
+                    # Never let the reader die silently (peer pitfall: a listener that
+                    # died left every subscriber waiting forever): log, back off, go on.
+                    logger.exception("broadcast: Redis reader failed; restarting in %.2fs", delay)
+            # "Equal jitter" (AWS Architecture Blog, "Exponential Backoff And Jitter"):
+            # reconnecting processes do not all knock at the same moment.
             await trio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self.reconnect_max_delay)
 
@@ -432,7 +448,8 @@ class RedisBackend:
                 if self._reader_id is not None:
                     try:
                         await self._client.client_unblock(self._reader_id)
-                    except _ERRORS:
+                    except Exception:  # never take the hub down: the reader copes
+                        logger.debug("broadcast: CLIENT UNBLOCK failed", exc_info=True)
                         break
                 await trio.sleep(0.02)
 
