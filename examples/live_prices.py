@@ -61,9 +61,10 @@ PAGE = """<!doctype html>
          (tick.replayed ? " (replayed)" : ""), tick.replayed ? "replayed" : "");
   });
   source.addEventListener("reset", () => { show("some ticks were lost: reload", "reset"); });
-  document.getElementById("drop").onclick = () => {
-    fetch("/drop?client=" + client, {method: "POST"});
-  };
+  const drop = () => { fetch("/drop?client=" + client, {method: "POST"}); };
+  document.getElementById("drop").onclick = drop;
+  // "?autodrop=1": press the button by itself after 3 s (a demo, or a headless browser).
+  if (new URLSearchParams(location.search).has("autodrop")) setTimeout(drop, 3000);
 </script>
 </body>
 </html>
