@@ -278,6 +278,20 @@ async def test_hub_stream_replays_after_the_last_event_id_header(
         assert reset.id == last_seen  # the latest: the next reconnect resumes from it
 
 
+async def test_hub_stream_resumes_after_a_query_parameter_and_the_header_wins(
+    make_hub: MakeHub, hub_clock: trio.testing.MockClock | None
+) -> None:
+    async with make_hub() as hub, TestClient(prices_app(hub)) as client:
+        ids = [(await client.post("/prices", json={"p": p})).json()["id"] for p in range(3)]
+        # A page rendered with the latest id it shows: nothing lost before the stream.
+        async with client.sse("/prices", params={"last_event_id": ids[0]}) as stream:
+            assert [(await stream.next_event()).data for _ in range(2)] == ['{"p":1}', '{"p":2}']
+        # On a reconnect the browser's header carries the newer id: it wins.
+        headers = {"Last-Event-ID": ids[1]}
+        async with client.sse("/prices", params={"last_event_id": ids[0]}, headers=headers) as s:
+            assert (await s.next_event()).data == '{"p":2}'
+
+
 async def test_hub_stream_ends_a_dropped_client_cleanly_so_it_reconnects(
     make_hub: MakeHub, hub_clock: trio.testing.MockClock | None
 ) -> None:

@@ -281,6 +281,7 @@ class Broadcast(Generic[T]):
         max_buffer: int | None = None,
         policy: SlowConsumerPolicy | None = None,
         encode: Callable[[Any], str] = default_encode,
+        resume_query: str | None = "last_event_id",
         retry: int | None = None,
         ping_interval: float | None = ...,  # type: ignore[assignment]
         send_timeout: float | None = ...,  # type: ignore[assignment]
@@ -294,6 +295,12 @@ class Broadcast(Generic[T]):
         ``encode(data)`` (a str as it is, else JSON); a ``reset`` is an event named
         ``reset``. When the subscriber is dropped (policy ``"disconnect"``) or the hub
         closes, the stream ends cleanly, and EventSource reconnects and replays.
+
+        Without a ``Last-Event-ID`` header, the query parameter ``resume_query``
+        (``?last_event_id=``; None: ignore the query) is the id to resume after: a page
+        rendered with the latest id it shows opens ``EventSource("/feed?last_event_id=" +
+        id)`` and misses nothing between the render and the stream. The header wins, as
+        it carries the newer id on every reconnect.
         """
         if self._closed:
             raise RuntimeError("this Broadcast is closed")
@@ -304,7 +311,9 @@ class Broadcast(Generic[T]):
         event.start_sse(
             retry=retry, ping_interval=ping_interval, send_timeout=send_timeout, headers=headers
         )
-        event.set_stream_callback(self._stream_topic, topic, max_buffer, policy, encode)
+        event.set_stream_callback(
+            self._stream_topic, topic, max_buffer, policy, encode, resume_query
+        )
 
     async def _stream_topic(
         self,
@@ -313,9 +322,13 @@ class Broadcast(Generic[T]):
         max_buffer: int | None,
         policy: SlowConsumerPolicy | None,
         encode: Callable[[Any], str],
+        resume_query: str | None,
     ) -> None:
+        last_event_id = writer.last_event_id
+        if last_event_id is None and resume_query is not None:
+            last_event_id = writer.event.query.get(resume_query)
         async with self.subscribe(
-            topic, last_event_id=writer.last_event_id, max_buffer=max_buffer, policy=policy
+            topic, last_event_id=last_event_id, max_buffer=max_buffer, policy=policy
         ) as subscription:
             async for message in subscription:
                 data = encode(message.data) if not message.reset else default_encode(message.data)
