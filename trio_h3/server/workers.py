@@ -131,6 +131,7 @@ class Supervisor:
         self.options = options
         self.count = workers
         self.stopping = False
+        self.first_signal: int | None = None
         self.forced: int | None = None
         self._workers: list[_Worker] = []
 
@@ -187,12 +188,14 @@ class Supervisor:
             ENV_WORKER: str(worker.index),
             ENV_SUPERVISOR: str(os.getpid()),
         }
-        while True:
+        while not self.stopping:
             started = trio.current_time()
             process = await trio.lowlevel.open_process(
                 self.argv, env=env, pass_fds=(worker.fd,), process_group=0
             )
             worker.process = process
+            if self.first_signal is not None:  # a signal came while it was starting
+                process.send_signal(self.first_signal)
             status = _status(await process.wait())
             worker.status = status
             if self.stopping:
@@ -238,6 +241,7 @@ class Supervisor:
                     self._forward(signum)
                     if not self.stopping:
                         self.stopping = True
+                        self.first_signal = signum
                         logger.info(
                             "%s: stopping %d workers gracefully (again to force)", name, self.count
                         )
