@@ -1,24 +1,28 @@
-"""A chat room over SSE with a fan-out hub: ``python examples/sse_chat.py``.
+"""A chat room over SSE on the hub: ``python examples/sse_chat.py``.
 
 Open http://127.0.0.1:3000/ in a few tabs. ``POST /messages`` with
 ``{"user": ..., "text": ...}`` publishes a message; every client connected to
 ``GET /events`` receives it as a ``message`` event. ``GET /stats`` shows the hub's
-counters.
+counters (this process's).
 
-Fan-out goes through :class:`trio_h3.broadcast.Broadcast`: each stream subscribes with
-a bounded buffer, and publishing never waits for anyone. A client that stops reading
-first fills its socket, then its buffer, and is then dropped by the hub -- the other
-clients never notice. The dropped stream's iteration ends; if its socket is stuck,
-``send_timeout`` ends the stream soon after, so memory stays bounded either way.
+Fan-out goes through :class:`trio_h3.Broadcast`. Each message gets the hub's id, sent
+as the SSE ``id``: a browser that loses its connection reconnects with
+``Last-Event-ID`` and the hub replays what it missed, then goes on live; if that is
+older than the history, a ``reset`` event tells the page (it says so). A client that
+stops reading fills its socket, then its buffer, and is then dropped by the hub: its
+stream ends, and EventSource reconnects and replays -- the other clients never
+notice. With ``REDIS_URL`` set the room spans processes::
+
+    REDIS_URL=redis://127.0.0.1:6379/0 trio-h3 run examples.sse_chat:app --workers 2
 
 The app is built by :func:`create_app` so tests (or several rooms) get their own hub.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict
 from typing import Any
 
 import trio
@@ -30,6 +34,8 @@ log = logging.getLogger("examples.sse_chat")
 TOPIC = "chat"
 MAX_USER = 40
 MAX_TEXT = 2000
+#: Messages kept for replay after a reconnect.
+HISTORY = 500
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -56,6 +62,11 @@ PAGE = """<!doctype html>
     item.textContent = message.user + ": " + message.text;
     messages.appendChild(item);
   });
+  source.addEventListener("reset", () => {
+    const item = document.createElement("li");
+    item.textContent = "(some messages were missed while you were away)";
+    messages.appendChild(item);
+  });
   source.onerror = () => { status.textContent = "reconnecting..."; };
   document.getElementById("send").onsubmit = async (e) => {
     e.preventDefault();
@@ -73,15 +84,6 @@ PAGE = """<!doctype html>
 """
 
 
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One chat message. Frozen: the hub hands the same object to every subscriber."""
-
-    id: int
-    user: str
-    text: str
-
-
 def parse_message(data: Any) -> tuple[str, str]:
     """``(user, text)`` from a POSTed JSON body; anything malformed is a 400."""
     if not isinstance(data, dict):
@@ -94,20 +96,32 @@ def parse_message(data: Any) -> tuple[str, str]:
     return user.strip(), text
 
 
+def create_hub(*, max_buffer: int = 32) -> Broadcast[Any]:
+    """The room's hub: on Redis when ``REDIS_URL`` is set, else in this process."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return Broadcast.from_url(url, history=HISTORY, max_buffer=max_buffer)
+    return Broadcast(history=HISTORY, max_buffer=max_buffer)
+
+
 def create_app(
-    hub: Broadcast[ChatMessage] | None = None,
+    hub: Broadcast[Any] | None = None,
     *,
     max_buffer: int = 32,
     send_timeout: float | None = 10.0,
 ) -> H3:
-    """A chat app on ``hub`` (a new one by default).
+    """A chat app on ``hub`` (by default :func:`create_hub`); its lifespan enters it.
 
     ``max_buffer`` is each client's backlog in messages before the hub drops it;
     ``send_timeout`` bounds every write to a client (a stuck socket ends the stream).
     """
-    room: Broadcast[ChatMessage] = hub if hub is not None else Broadcast(max_buffer=max_buffer)
-    ids = itertools.count(1)
+    room = hub if hub is not None else create_hub(max_buffer=max_buffer)
     app = H3()
+
+    @app.lifespan
+    async def lifespan(nursery: trio.Nursery) -> Any:
+        async with room:
+            yield
 
     @app.get("/")
     async def index(event: H3Event) -> HTMLResponse:
@@ -115,38 +129,42 @@ def create_app(
         return HTMLResponse(PAGE)
 
     @app.post("/messages")
-    async def post_message(event: H3Event) -> dict[str, int]:
+    async def post_message(event: H3Event) -> dict[str, str]:
         """Publish a message to every connected client; never waits for any of them."""
         user, text = parse_message(await event.json())
-        message = ChatMessage(next(ids), user, text)
-        delivered = room.publish(TOPIC, message)
+        message_id = await room.publish(TOPIC, {"user": user, "text": text}, event="message")
         event.status = 201
-        return {"id": message.id, "delivered": delivered}
+        return {"id": message_id}
 
     @app.get("/events")
     async def events(event: H3Event) -> None:
-        """Join the room: a stream of ``message`` events."""
+        """Join the room: a stream of ``message`` events (replayed after Last-Event-ID)."""
         event.start_sse(send_timeout=send_timeout)
         event.set_stream_callback(stream_chat, room, max_buffer)
 
     @app.get("/stats")
     async def stats(event: H3Event) -> dict[str, int]:
-        """The hub's counters: subscribers, published, delivered, dropped."""
+        """The hub's counters: subscribers, published, delivered, dropped, replayed..."""
         return asdict(room.statistics())
 
     return app
 
 
-async def stream_chat(writer: SSEWriter, room: Broadcast[ChatMessage], max_buffer: int) -> None:
-    """Relay the room's messages to one client until it leaves or the hub drops it."""
-    async with room.subscribe(TOPIC, max_buffer=max_buffer) as subscription:
+async def stream_chat(writer: SSEWriter, room: Broadcast[Any], max_buffer: int) -> None:
+    """Relay the room's messages to one client until it leaves or the hub drops it.
+
+    The by-hand form of ``room.stream(event, TOPIC)``, to send a ``joined`` event first.
+    """
+    async with room.subscribe(
+        TOPIC, last_event_id=writer.last_event_id, max_buffer=max_buffer
+    ) as subscription:
         # Sent once subscribed: a client that has read "joined" misses nothing after it.
         await writer.send_json({"subscribers": room.subscriber_count(TOPIC)}, event="joined")
         async for message in subscription:
-            await writer.send_json(asdict(message), event="message", id=str(message.id))
+            await writer.send_json(message.data, event=message.event, id=message.id)
     if subscription.dropped:
         # Too slow to keep up. Ending the stream lets EventSource reconnect and
-        # start afresh instead of lagging further behind.
+        # replay from its Last-Event-ID instead of lagging further behind.
         log.info("dropped a slow chat client %s", writer.event.client)
 
 

@@ -1,111 +1,103 @@
-"""A WebSocket chat: ``python examples/websocket_chat.py`` then open http://127.0.0.1:3000/.
+"""A WebSocket chat on the hub: ``python examples/websocket_chat.py``, then open
+http://127.0.0.1:3000/.
 
-Rooms come from the path (``/rooms/:room``). Every member has a bounded outbox; the room
-fans a message out with ``send_nowait``, so a member whose outbox is full (a slow
-reader) is dropped with close code 1008 instead of blocking the room. Members leave the
-room when they disconnect, whichever way that happens.
+Rooms come from the path (``/rooms/:room``); each room is a hub topic. Every member
+subscribes with a bounded buffer; a member whose buffer overflows (a slow reader) is
+dropped by the hub (policy ``"disconnect"``) and its connection closed with 1008,
+while the room goes on. With ``REDIS_URL`` set (``REDIS_URL=redis://127.0.0.1:6379/0
+trio-h3 run examples.websocket_chat:app --workers 2``) the rooms span every worker.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+import os
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from trio_h3 import H3, H3Event, HTMLResponse, WebSocket, WebSocketClosed, serve
+from trio_h3 import H3, Broadcast, H3Event, HTMLResponse, WebSocket, WebSocketClosed, serve
 
 #: Messages buffered per member before it counts as too slow and is dropped.
 OUTBOX_SIZE = 32
+#: Bound on the farewell publish of a member that is leaving (it may be cancelled).
+FAREWELL_TIMEOUT = 5.0
 PAGE = Path(__file__).parent / "static" / "websocket_chat.html"
 
 
-@dataclass(eq=False)
-class Member:
-    """One connected client: its name and the sending side of its outbox."""
+def create_hub() -> Broadcast[Any]:
+    """The rooms' hub: on Redis when ``REDIS_URL`` is set, else in this process.
 
-    name: str
-    outbox: trio.MemorySendChannel[str]
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    dropped: bool = False
+    No replay for a WebSocket chat (there is no Last-Event-ID): a small history only.
+    """
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return Broadcast.from_url(url, history=100, max_buffer=OUTBOX_SIZE)
+    return Broadcast(history=0, max_buffer=OUTBOX_SIZE)
 
 
-@dataclass
-class Rooms:
-    """Members per room name; empty rooms disappear."""
+def topic(room: str) -> str:
+    """The hub topic of a room."""
+    return f"room:{room}"
 
-    members: dict[str, set[Member]] = field(default_factory=lambda: defaultdict(set))
 
-    def join(self, room: str, member: Member) -> None:
-        self.members[room].add(member)
+def create_app(hub: Broadcast[Any]) -> H3:
+    """The chat app on ``hub`` (its lifespan enters the hub)."""
+    app = H3()
 
-    def leave(self, room: str, member: Member) -> None:
-        self.members[room].discard(member)
-        if not self.members[room]:
-            del self.members[room]
+    @app.lifespan
+    async def lifespan(nursery: trio.Nursery) -> Any:
+        async with hub:
+            yield
 
-    def broadcast(self, room: str, text: str) -> None:
-        """Queue ``text`` for every member without waiting; drop members that lag."""
-        for member in list(self.members.get(room, ())):
+    @app.get("/")
+    async def index(event: H3Event) -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text())
+
+    @app.ws("/rooms/:room")
+    async def chat(ws: WebSocket) -> None:
+        room = ws.event.params["room"]
+        name = ws.event.query.get("name") or "anonymous"
+        await ws.accept()
+        async with hub.subscribe(topic(room), policy="disconnect") as subscription:
+            await hub.publish(topic(room), f"* {name} joined {room}")
             try:
-                member.outbox.send_nowait(text)
-            except trio.WouldBlock:
-                # Its sender may be stuck on a full socket: stop the member's tasks,
-                # its handler then closes the connection with 1008.
-                member.dropped = True
-                member.scope.cancel()
-                self.leave(room, member)
-            except trio.ClosedResourceError:
-                self.leave(room, member)
+                async with trio.open_nursery() as nursery:
+
+                    async def deliver() -> None:
+                        # One sender per member: a slow socket only stalls its own loop.
+                        async for message in subscription:
+                            await ws.send(message.data)
+                        nursery.cancel_scope.cancel()
+
+                    async def watch_drop() -> None:
+                        # The hub dropped us (our buffer overflowed): give up the send
+                        # that may be stuck on a full socket.
+                        await subscription.ended.wait()
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(deliver)
+                    nursery.start_soon(watch_drop)
+                    try:
+                        async for text in ws:
+                            if isinstance(text, bytes):
+                                text = text.decode("utf-8", "replace")
+                            await hub.publish(topic(room), f"{name}: {text}")
+                    except WebSocketClosed:
+                        pass  # an abnormal close: still leave the room below
+                    nursery.cancel_scope.cancel()
+                if subscription.dropped:
+                    await ws.close(1008, "too slow")
+            finally:
+                # Shielded and bounded: the session may be cancelling this handler.
+                with trio.CancelScope(shield=True), trio.move_on_after(FAREWELL_TIMEOUT):
+                    await hub.publish(topic(room), f"* {name} left")
+
+    return app
 
 
-app = H3()
-rooms = Rooms()
-
-
-@app.get("/")
-async def index(event: H3Event) -> HTMLResponse:
-    return HTMLResponse(PAGE.read_text())
-
-
-@app.ws("/rooms/:room")
-async def chat(ws: WebSocket) -> None:
-    room = ws.event.params["room"]
-    name = ws.event.query.get("name") or "anonymous"
-    outbox, inbox = trio.open_memory_channel[str](OUTBOX_SIZE)
-    member = Member(name, outbox)
-    await ws.accept()
-    rooms.join(room, member)
-    rooms.broadcast(room, f"* {name} joined {room}")
-    try:
-        with member.scope:
-            async with trio.open_nursery() as nursery:
-
-                async def deliver() -> None:
-                    # One sender per member: a slow socket only stalls its own loop.
-                    async with inbox:
-                        async for text in inbox:
-                            await ws.send(text)
-
-                nursery.start_soon(deliver)
-                try:
-                    async for message in ws:
-                        if isinstance(message, bytes):
-                            message = message.decode("utf-8", "replace")
-                        text = message
-                        rooms.broadcast(room, f"{name}: {text}")
-                except WebSocketClosed:
-                    pass  # an abnormal close: still leave the room below
-                nursery.cancel_scope.cancel()
-        if member.dropped:
-            await ws.close(1008, "too slow")
-    finally:
-        # Synchronous, so it runs even when the session cancels this handler.
-        rooms.leave(room, member)
-        outbox.close()
-        rooms.broadcast(room, f"* {name} left")
-
+hub = create_hub()
+app = create_app(hub)
 
 if __name__ == "__main__":
     trio.run(serve, app)  # 127.0.0.1:3000 unless told otherwise

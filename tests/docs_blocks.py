@@ -26,7 +26,8 @@ The rules (tests/test_docs.py applies them to every page):
   an ``examples.*`` app must import); ``pip install`` extras must exist in
   pyproject.toml; ``python examples/x.py`` must name a file that exists.
 - ``ini`` (a systemd unit): its ``ExecStart=`` is checked as a shell command.
-- ``json``: must parse. ``text``, ``nginx``, ``caddy``: shown as they are.
+- ``json``: must parse. ``text``, ``nginx``, ``caddy``, ``javascript`` (a page's script,
+  which the example tests exercise in Chromium): shown as they are.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ FOREIGN = "<!-- docs: other framework -->"
 #: The pages that may show another framework's code (compiled only).
 FOREIGN_PAGES = {"docs/coming-from.md"}
 SHELL = {"sh", "bash", "console", "shell"}
-LANGUAGES = {"python", "json", "text", "nginx", "caddy", "ini"} | SHELL
+LANGUAGES = {"python", "json", "text", "nginx", "caddy", "ini", "javascript"} | SHELL
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+|~~~+)\s*(?P<info>[^`]*?)\s*$")
 

@@ -385,9 +385,14 @@ class ServerProcess:
     @classmethod
     @asynccontextmanager
     async def start(
-        cls, argv: list[str], *, cwd: str | None = None, bound: float = SERVER_BOUND
+        cls,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        bound: float = SERVER_BOUND,
+        env: dict[str, str] | None = None,
     ) -> AsyncIterator[ServerProcess]:
-        process = await trio.lowlevel.open_process(argv, cwd=cwd, stderr=subprocess.PIPE)
+        process = await trio.lowlevel.open_process(argv, cwd=cwd, stderr=subprocess.PIPE, env=env)
         child = cls(process)
         try:
             with trio.fail_after(bound):

@@ -21,8 +21,7 @@ import trio.testing
 from helpers import IO_BOUND, running_server
 from httpx_sse import aconnect_sse
 
-from trio_h3 import H3, CloseReason, H3Event, SSEEvent, SSEWriter
-from trio_h3.broadcast import Broadcast
+from trio_h3 import H3, Broadcast, CloseReason, H3Event, SSEEvent, SSEWriter
 from trio_h3.testing import ServerSentEvent, SSEStream, TestClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -319,14 +318,34 @@ async def test_chat_every_subscriber_receives_a_posted_message(
             assert (await bob.next_event()).json() == {"subscribers": 2}
             response = await client.post("/messages", json={"user": "ada", "text": "hi all"})
             assert response.status == 201
-            assert response.json() == {"id": 1, "delivered": 2}
+            message_id = response.json()["id"]
             for stream in (alice, bob):
                 message = await stream.next_event()
                 assert message.event == "message"
-                assert message.id == "1"
-                assert message.json() == {"id": 1, "user": "ada", "text": "hi all"}
+                assert message.id == message_id
+                assert message.json() == {"user": "ada", "text": "hi all"}
         stats = (await client.get("/stats")).json()
     assert stats["published"] == 1 and stats["delivered"] == 2 and stats["dropped"] == 0
+
+
+async def test_chat_a_reconnecting_client_gets_what_it_missed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with TestClient(sse_chat.create_app(Broadcast())) as client:
+        async with client.sse("/events") as tab:
+            await tab.next_event()  # joined
+            await client.post("/messages", json={"user": "ada", "text": "one"})
+            assert (await tab.next_event()).json()["text"] == "one"
+            last_id = tab.last_event_id
+        # The tab is offline while two messages are posted, then EventSource reconnects.
+        for text in ("two", "three"):
+            await client.post("/messages", json={"user": "bob", "text": text})
+        async with client.sse("/events", headers={"Last-Event-ID": str(last_id)}) as tab:
+            assert (await tab.next_event()).event == "joined"
+            assert [(await tab.next_event()).json()["text"] for _ in range(2)] == ["two", "three"]
+        async with client.sse("/events", headers={"Last-Event-ID": "from-before"}) as tab:
+            await tab.next_event()  # joined
+            assert (await tab.next_event()).event == "reset"  # the page says so
 
 
 async def test_chat_slow_subscriber_is_dropped_and_never_blocks_the_others(
@@ -341,17 +360,17 @@ async def test_chat_slow_subscriber_is_dropped_and_never_blocks_the_others(
             await fast.next_event()
             await slow.next_event()  # joined; from here on `slow` never reads
             start = trio.current_time()
-            delivered = []
+            subscribers = []
             for n in range(1, 41):
-                response = await client.post("/messages", json={"user": "u", "text": f"m{n}"})
-                delivered.append(response.json()["delivered"])
+                await client.post("/messages", json={"user": "u", "text": f"m{n}"})
+                subscribers.append(hub.statistics().subscribers)
                 message = await fast.next_event()
                 assert message.json()["text"] == f"m{n}"
             # Publishing never waited on the stuck client: no virtual time passed.
             assert trio.current_time() == start
-            dropped_at = delivered.index(1)
-            assert delivered[:dropped_at] == [2] * dropped_at
-            assert delivered[dropped_at:] == [1] * (40 - dropped_at)
+            dropped_at = subscribers.index(1)
+            assert subscribers[:dropped_at] == [2] * dropped_at
+            assert subscribers[dropped_at:] == [1] * (40 - dropped_at)
             assert 4 < dropped_at < 30  # socket buffer + 4 queued, then dropped
             stats = hub.statistics()
             assert (stats.subscribers, stats.dropped, stats.published) == (1, 1, 40)

@@ -22,7 +22,14 @@ async def test_echo_example() -> None:
                 assert await ws.get_message() == b"\x00\xff"
 
 
+def fresh_chat() -> None:
+    """Each test gets the example's app on a new hub (a hub closes with its lifespan)."""
+    websocket_chat.hub = websocket_chat.create_hub()
+    websocket_chat.app = websocket_chat.create_app(websocket_chat.hub)
+
+
 async def test_chat_page_is_served() -> None:
+    fresh_chat()
     async with TestClient(websocket_chat.app) as client:
         page = await client.get("/")
         assert page.status == 200
@@ -32,6 +39,7 @@ async def test_chat_page_is_served() -> None:
 async def test_chat_fans_out_within_a_room_and_announces_leaving(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    fresh_chat()
     async with TestClient(websocket_chat.app) as client:
         async with client.websocket("/rooms/lobby?name=ada") as ada:
             assert await ada.get_message() == "* ada joined lobby"
@@ -46,15 +54,16 @@ async def test_chat_fans_out_within_a_room_and_announces_leaving(
                     await eve.send_message("other room")
                     assert await eve.get_message() == "eve: other room"
             assert await ada.get_message() == "* bob left"
-            assert len(websocket_chat.rooms.members["lobby"]) == 1
+            assert websocket_chat.hub.subscriber_count("room:lobby") == 1
         # Ada's handler leaves the room once its connection has closed.
         await trio.testing.wait_all_tasks_blocked()
-        assert not websocket_chat.rooms.members
+        assert websocket_chat.hub.statistics().subscribers == 0
 
 
 async def test_slow_member_is_dropped_without_blocking_the_room(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    fresh_chat()
     buffer_size = 4096
     message = "message {:03d} " + "x" * 100
     async with TestClient(
@@ -79,7 +88,7 @@ async def test_slow_member_is_dropped_without_blocking_the_room(
             assert [text for _, text in notices] == ["* fast joined r", "* slow left"]
             left_after = notices[1][0]
             assert 0 < left_after < 299
-            assert [m.name for m in websocket_chat.rooms.members["r"]] == ["fast"]
+            assert websocket_chat.hub.subscriber_count("room:r") == 1
         # The slow client finally reads: what fit its socket buffer, then the end of
         # the connection, which the server closed when it dropped the member.
         with trio.fail_after(60):
@@ -101,4 +110,4 @@ async def test_slow_member_is_dropped_without_blocking_the_room(
     # follow it: the drop is a disconnect, which wsproto reports as 1006 at EOF.
     assert partial and expected[len(whole)].startswith(partial)
     assert [e.code for e in events if isinstance(e, wse.CloseConnection)] == [1006]
-    assert not websocket_chat.rooms.members
+    assert websocket_chat.hub.statistics().subscribers == 0

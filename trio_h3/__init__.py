@@ -22,7 +22,8 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
                      that speaks h11), checks (pure), body, streaming (one lifecycle for
                      every stream, with its monitor task), options, state
     testing.py       TestClient: the real connection code over in-memory streams
-    broadcast.py     the fan-out hub
+    broadcast/       the fan-out hub: hub, subscription (buffers, policies, replay),
+                     message (ids, pure), memory and redis (lazy: coredis) backends
     websocket/       handshake, codes, deflate (pure), options, session (the handler's
                      API), _lifecycle (how a session ends), _adapter (trio-websocket's
                      and wsproto's internals)
@@ -52,7 +53,14 @@ from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .app import H3, Route, RouteOptions
-    from .broadcast import Broadcast, BroadcastStatistics, Subscription
+    from .broadcast import (
+        Broadcast,
+        BroadcastMessage,
+        BroadcastStatistics,
+        BroadcastUnavailable,
+        SlowConsumerPolicy,
+        Subscription,
+    )
     from .datastructures import URL, Address, FormData, Headers, MultiMapping, QueryParams
     from .errors import ClientDisconnected, HTTPError, StreamClosed
     from .event import H3Event
@@ -104,7 +112,9 @@ __all__ = [
     "URL",
     "Address",
     "Broadcast",
+    "BroadcastMessage",
     "BroadcastStatistics",
+    "BroadcastUnavailable",
     "ClientDisconnected",
     "CloseCode",
     "CloseFrame",
@@ -139,6 +149,7 @@ __all__ = [
     "ServerSentEvent",
     "Session",
     "Sessions",
+    "SlowConsumerPolicy",
     "StaticFiles",
     "StreamCallback",
     "StreamClosed",
@@ -171,7 +182,10 @@ __getattr__, __dir__ = lazy_exports(
         "Route": ".app",
         "RouteOptions": ".app",
         "Broadcast": ".broadcast",
+        "BroadcastMessage": ".broadcast",
         "BroadcastStatistics": ".broadcast",
+        "BroadcastUnavailable": ".broadcast",
+        "SlowConsumerPolicy": ".broadcast",
         "Subscription": ".broadcast",
         "URL": ".datastructures",
         "Address": ".datastructures",

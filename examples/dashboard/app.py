@@ -66,16 +66,17 @@ def measure(tick: int) -> dict[str, Any]:
 async def sample_forever() -> None:
     tick = 0
     while True:
-        hub.publish("metrics", measure(tick))
+        await hub.publish("metrics", measure(tick))
         tick += 1
         await trio.sleep(INTERVAL)
 
 
 @asynccontextmanager
 async def lifespan(nursery: trio.Nursery) -> AsyncIterator[None]:
-    nursery.start_soon(sample_forever)
-    yield
-    nursery.cancel_scope.cancel()
+    async with hub:  # the hub's tasks live as long as the server
+        nursery.start_soon(sample_forever)
+        yield
+        nursery.cancel_scope.cancel()
 
 
 app = H3(lifespan=lifespan)
@@ -113,8 +114,8 @@ async def metrics(event: H3Event) -> None:
     async def stream(writer: SSEWriter) -> None:
         await writer.send(SSEEvent(event="hello", data=user))
         async with hub.subscribe("metrics", max_buffer=8) as subscription:
-            async for sample in subscription:
-                await writer.send_json(sample, event="metrics")
+            async for message in subscription:
+                await writer.send_json(message.data, event="metrics", id=message.id)
 
     event.set_stream_callback(stream)
 

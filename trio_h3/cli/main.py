@@ -107,6 +107,16 @@ COMMAND_FLAGS = (
         {"action": argparse.BooleanOptionalAction},
     ),
     CommandFlag(
+        ("--workers",),
+        "Worker processes, each serving the app with its own event loop, behind one "
+        "socket (or one SO_REUSEPORT socket each with --reuse-port); a worker that dies "
+        "is replaced. Not with --reload.",
+        "`1` (this process)",
+        "uvicorn's and gunicorn's --workers",
+        "workers",
+        {"type": int, "default": 1, "metavar": "N"},
+    ),
+    CommandFlag(
         ("--reload",),
         "Restart when a watched file changes (the app is imported by the child only).",
         "`off`",
@@ -151,6 +161,7 @@ COMMAND_FLAGS = (
 _GROUPS = {
     "app": "the app",
     "logging": "logging",
+    "workers": "processes",
     "reload": "reloading (development)",
 }
 
@@ -184,7 +195,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[Flag]]:
         if options.get("action") == "version":
             options["version"] = version_text()
         groups[flag.group].add_argument(*flag.names, help=flag.help, **options)
-    # --workers N (server/workers.py) belongs with the server options below.
     return parser, add_serve_flags(run)
 
 
@@ -194,6 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, flags = build_parser()
     args = parser.parse_args(argv)
     return run_command(args, argv, flags)
+
+
+def _usage(message: str) -> int:
+    print(f"trio-h3: error: {message}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
 
 
 def _fail(message: object, cause: BaseException | None = None) -> int:
@@ -216,6 +231,13 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], flags: list[Flag]
     except (OSError, ValueError) as exc:
         return _fail(exc)
     given = given_options(args, flags)
+    if args.workers < 1:
+        return _usage(f"--workers must be at least 1, not {args.workers}")
+    if args.workers > 1 and args.reload:
+        return _usage(
+            "--workers cannot be combined with --reload (the reloader restarts one "
+            "process; run --workers without it)"
+        )
     if args.reload:
         try:
             return reload.supervise(
@@ -238,26 +260,42 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], flags: list[Flag]
         return _fail(exc, exc.__cause__)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    from ..server.workers import inherited_fd, run_supervisor, warn_about_local_hubs
+
+    inherited = inherited_fd()
+    if inherited is not None:  # a worker of `--workers N`: serve on the supervisor's socket
+        given["fd"] = inherited
     try:
         options = options_for(app.serve_options, given)
     except (TypeError, ValueError) as exc:
         return _fail(f"invalid options: {exc}")
-    return serve_app(app, options)
+    if args.workers > 1:
+        warn_about_local_hubs(args.workers)
+        return run_supervisor(argv, options, args.workers)
+    return serve_app(app, options, worker=inherited is not None)
 
 
-def serve_app(app: H3, options: ServeOptions) -> int:
-    """Serve in this process until shutdown; the exit status."""
+def serve_app(app: H3, options: ServeOptions, *, worker: bool = False) -> int:
+    """Serve in this process until shutdown; the exit status.
+
+    ``worker``: this process is a worker of ``--workers N`` (it also shuts down when its
+    supervisor disappears).
+    """
     import trio
 
     from .._groups import raise_single
     from ..server.serve import LifespanError, serve
+    from ..server.workers import serve_worker
 
     started = False
 
     async def serve_main() -> None:
         nonlocal started
         async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(serve, app, options))
+            if worker:
+                await nursery.start(serve_worker, app, options)
+            else:
+                await nursery.start(functools.partial(serve, app, options))
             started = True
 
     logger.info("server process [%d] starting (trio-h3 %s)", os.getpid(), __version__)

@@ -80,6 +80,13 @@ class ServeOptions:
         precedent="uvicorn's --uds; mode 0666 as uvicorn, so a proxy can connect",
         metavar="PATH",
     )
+    reuse_port: bool = option(
+        False,
+        help="Set SO_REUSEPORT, so several processes each listen on the port with their "
+        "own accept queue (with --workers: one per worker, which spreads long-lived "
+        "connections far more evenly than one shared queue).",
+        precedent="uvicorn and gunicorn's --reuse-port; off, as there",
+    )
     fd: int | None = option(
         None,
         help="Serve on this already-bound socket file descriptor instead of host:port "

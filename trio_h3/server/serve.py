@@ -52,6 +52,7 @@ from ..datastructures import Address
 from ..sse.stream import CloseReason
 from .connection import HTTPConnection
 from .options import ServeOptions
+from .sockets import bind_socket
 from .state import ServerState
 
 __all__ = ["LifespanError", "Server", "serve"]
@@ -241,6 +242,9 @@ class Server:
         if options.uds is not None:
             return [await _unix_listener(options.uds, options.backlog)]
         try:
+            if options.reuse_port:
+                sock = bind_socket(options.host, options.port, options.backlog, reuse_port=True)
+                return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
             return await trio.open_tcp_listeners(
                 options.port, host=options.host, backlog=options.backlog
             )
