@@ -228,6 +228,31 @@ async def test_history_ages_out_on_trios_clock(autojump_clock: trio.testing.Mock
             assert message.reset and message.reason == "history_trimmed"
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"history": 0}, {"history": 100, "history_ttl": 10}],
+    ids=["no-history", "history-aged-out"],
+)
+async def test_a_subscribed_topic_goes_on_after_its_history_is_swept(
+    options: dict[str, int], autojump_clock: trio.testing.MockClock
+) -> None:
+    # The sweep forgets topics with no history left; one with a subscriber must keep
+    # its positions, or the next messages would look like ones already handed out.
+    hub: Broadcast[int] = Broadcast(
+        history=options["history"], history_ttl=options.get("history_ttl", 300)
+    )
+    async with hub, hub.subscribe("t") as subscription:
+        for n in range(3):
+            await hub.publish("t", n)
+        assert await datas(subscription, 3) == [0, 1, 2]
+        await trio.sleep(600)  # sweeps, many times over
+        for n in range(3, 6):
+            await hub.publish("t", n)
+        with trio.fail_after(1):
+            assert await datas(subscription, 3) == [3, 4, 5]
+        assert hub.statistics().delivered == 6
+
+
 @pytest.mark.parametrize("size", [0, -1, 1.5, True, "4"])
 async def test_buffer_size_must_be_a_positive_int(size: object) -> None:
     with pytest.raises(ValueError, match="max_buffer"):

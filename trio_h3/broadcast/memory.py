@@ -3,7 +3,9 @@
 History is bounded by count (``history`` messages per topic) and by age
 (``history_ttl`` seconds, on Trio's clock, so MockClock drives it in tests). Trimming
 happens on every publish and read; the hub's background task also sweeps topics whose
-history has aged out entirely, so topics nobody publishes to any more cost nothing.
+history has aged out entirely and that nobody subscribes to, so topics nobody uses any
+more cost nothing. (A subscribed topic is kept: its positions must go on from where its
+subscribers are, or they would take the next messages for ones already handed out.)
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class MemoryBackend:
         self.history_ttl = history_ttl
         self.epoch = new_epoch()
         self._topics: dict[Hashable, _Topic] = {}
+        #: Topics with subscribers (the hub's watch/unwatch): never swept.
+        self._watched: set[Hashable] = set()
         self._deliver: Deliver = _nowhere
 
     def bind(self, deliver: Deliver) -> None:
@@ -66,13 +70,14 @@ class MemoryBackend:
             self.sweep()
 
     def sweep(self) -> None:
-        """Forget topics whose whole history has aged out (their top stays valid only
-        while someone could still hold an id of them: the ttl)."""
+        """Forget topics whose whole history has aged out and that have no subscriber
+        (their top stays valid only while someone could still hold an id of them: the
+        ttl)."""
         now = trio.current_time()
         for topic in list(self._topics):
             state = self._topics[topic]
             self._trim(state, now)
-            if not state.history and self.history_ttl is not None:
+            if not state.history and self.history_ttl is not None and topic not in self._watched:
                 del self._topics[topic]
 
     def _trim(self, state: _Topic, now: float) -> None:
@@ -138,10 +143,11 @@ class MemoryBackend:
         return self._after(state, after, before[0])
 
     def watch(self, topic: Hashable, epoch: str, top: Position) -> None:
-        pass  # delivery is synchronous in publish: nothing to start
+        # Delivery is synchronous in publish: nothing to start, only the topic to keep.
+        self._watched.add(topic)
 
     def unwatch(self, topic: Hashable) -> None:
-        pass
+        self._watched.discard(topic)
 
     def describe(self) -> str:
         ttl = "no ttl" if self.history_ttl is None else f"ttl {self.history_ttl:g}s"
