@@ -384,6 +384,44 @@ async def test_chat_slow_subscriber_is_dropped_and_never_blocks_the_others(
             assert (await fast.next_event()).json()["text"] == "still here"
 
 
+async def next_count(stream: SSEStream) -> int:
+    """The next event, which must be a ``members`` event: its count."""
+    event = await stream.next_event()
+    assert event.event == "members"
+    count: int = event.json()["members"]
+    return count
+
+
+async def test_chat_member_count_follows_joins_and_leaves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with TestClient(sse_chat.create_app(Broadcast())) as client:
+        async with client.sse("/events?members=1") as alice:
+            assert (await alice.next_event()).json() == {"subscribers": 1}
+            assert await next_count(alice) == 1
+            # Without ?members=1 a client is counted, but gets messages only (as before).
+            async with client.sse("/events") as bob:
+                assert (await bob.next_event()).json() == {"subscribers": 2}
+                assert await next_count(alice) == 2
+                async with client.sse("/events?members=1") as carol:
+                    assert (await carol.next_event()).json() == {"subscribers": 3}
+                    assert await next_count(carol) == 3
+                    assert await next_count(alice) == 3
+                    posted = await client.post("/messages", json={"user": "ada", "text": "hi"})
+                    for stream in (alice, bob, carol):
+                        message = await stream.next_event()
+                        assert (message.event, message.id) == ("message", posted.json()["id"])
+                assert await next_count(alice) == 2
+            assert await next_count(alice) == 1
+            # The counts carry no id (two came after the message): a reconnect resumes
+            # after the last message.
+            assert alice.last_event_id == posted.json()["id"]
+            assert b"event: members\nid:" not in alice.raw
+        stats = (await client.get("/stats")).json()
+    # The room's counters count messages only (the counts go over a hub of their own).
+    assert (stats["published"], stats["delivered"]) == (1, 3)
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -6,6 +6,8 @@
 - ``sse_text`` says what went wrong when its stream fails, instead of "thinking..."
   forever: a refused question shows the server's message, an answer that breaks off says
   so, and EventSource does not ask the question again by itself.
+- Both chats show a member count that follows other tabs as they come, go, or (the
+  WebSocket chat) move to another room.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import pytest
 import trio
 from browser import STEP_MS, chromium
 from helpers import RunServer
+from playwright.sync_api import Page
 from trio.testing import MockClock
 
 from examples import (
+    live_prices,
+    sse_chat,
     sse_context,
     sse_counter,
     sse_errors,
@@ -30,14 +35,14 @@ from examples import (
     sse_proxy,
     sse_text,
     upload,
+    websocket_chat,
 )
 from trio_h3 import H3
 from trio_h3.testing import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLESHEET = ROOT / "examples" / "static" / "style.css"
-#: The examples with a page. (sse_chat and websocket_chat get the stylesheet when the
-#: hub's changes to them land.)
+#: The examples with a page.
 STYLED: dict[str, ModuleType] = {
     "sse_counter": sse_counter,
     "sse_minimal": sse_minimal,
@@ -46,11 +51,16 @@ STYLED: dict[str, ModuleType] = {
     "sse_errors": sse_errors,
     "sse_proxy": sse_proxy,
     "upload": upload,
+    "sse_chat": sse_chat,
+    "websocket_chat": websocket_chat,
+    "live_prices": live_prices,
 }
+#: Those on a hub: a hub closes with its app's lifespan, so each test builds the app anew.
+ON_A_HUB = {sse_chat, websocket_chat, live_prices}
 
 
 def app_of(module: ModuleType) -> H3:
-    app = module.app
+    app = module.create_app() if module in ON_A_HUB else module.app
     assert isinstance(app, H3)
     return app
 
@@ -140,6 +150,94 @@ async def test_sse_text_still_answers(running_server: RunServer) -> None:
         state, status, answer = await trio.to_thread.run_sync(ask, f"{server.url}/", "Why?")
     assert state == "done" and status.startswith("done: ")
     assert answer.startswith("You asked: Why?")
+
+
+def shows(page: Page, selector: str, text: str) -> None:
+    """Until ``selector``'s text is exactly ``text`` (within STEP_MS)."""
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.textContent === text",
+        arg=[selector, text],
+    )
+
+
+def sse_chat_counts(url: str) -> list[str]:
+    """Two tabs of the SSE chat: the first one's member count as the second comes and goes."""
+    seen = []
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        context.set_default_timeout(STEP_MS)
+        ada = context.new_page()
+        ada.goto(url)
+        shows(ada, "#member-count", "1")
+        seen.append(ada.inner_text("#members"))
+        grace = context.new_page()
+        grace.goto(url)
+        shows(grace, "#member-count", "2")
+        shows(ada, "#member-count", "2")
+        seen.append(ada.inner_text("#members"))
+        grace.close()  # its EventSource goes with it
+        shows(ada, "#member-count", "1")
+        seen.append(ada.inner_text("#members"))
+    return seen
+
+
+@pytest.mark.slow
+async def test_sse_chat_member_count_updates(running_server: RunServer) -> None:
+    async with running_server(sse_chat.create_app(), bound=60) as server:
+        seen = await trio.to_thread.run_sync(sse_chat_counts, f"{server.url}/")
+    assert seen == ["1 in the room", "2 in the room", "1 in the room"]
+
+
+def join(page: Page, room: str, name: str) -> None:
+    page.fill("#room", room)
+    page.fill("#name", name)
+    page.click("#enter")
+    shows(page, "#status", f"connected as {name}")
+
+
+def websocket_chat_counts(url: str) -> list[str]:
+    """Two tabs of the WebSocket chat: the lobby's count on the first as the second
+    joins, moves to another room, and leaves."""
+    seen = []
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        context.set_default_timeout(STEP_MS)
+        ada, grace = context.new_page(), context.new_page()
+        ada.goto(url)
+        grace.goto(url)
+        join(ada, "lobby", "Ada")
+        shows(ada, "#member-count", "1")
+        seen.append(ada.inner_text("#members"))
+        join(grace, "lobby", "Grace")
+        shows(ada, "#member-count", "2")
+        shows(grace, "#member-count", "2")
+        seen.append(ada.inner_text("#members"))
+        join(grace, "kitchen", "Grace")
+        shows(grace, "#member-count", "1")
+        seen.append(grace.inner_text("#members"))
+        shows(ada, "#member-count", "1")
+        seen.append(ada.inner_text("#members"))
+        join(grace, "lobby", "Grace")
+        shows(ada, "#member-count", "2")
+        grace.close()  # its WebSocket goes with it
+        shows(ada, "#member-count", "1")
+        seen.append(ada.inner_text("#members"))
+        seen.append(ada.inner_text("#log"))
+    return seen
+
+
+@pytest.mark.slow
+async def test_websocket_chat_member_count_updates(running_server: RunServer) -> None:
+    async with running_server(websocket_chat.create_app(), bound=60) as server:
+        *seen, log = await trio.to_thread.run_sync(websocket_chat_counts, f"{server.url}/")
+    assert seen == ["1 in lobby", "2 in lobby", "1 in kitchen", "1 in lobby", "1 in lobby"]
+    assert log.split("\n") == [
+        "Ada joined lobby",
+        "Grace joined lobby",
+        "Grace left",
+        "Grace joined lobby",
+        "Grace left",
+    ]
 
 
 @pytest.mark.parametrize(

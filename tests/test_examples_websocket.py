@@ -9,7 +9,7 @@ import wsproto.events as wse
 from helpers import read_websocket_events
 
 from examples import websocket_chat, websocket_echo
-from trio_h3.testing import TestClient
+from trio_h3.testing import TestClient, WebSocketTestSession
 
 
 async def test_echo_example() -> None:
@@ -56,6 +56,39 @@ async def test_chat_fans_out_within_a_room_and_announces_leaving(
             assert await ada.get_message() == "* bob left"
             assert websocket_chat.hub.subscriber_count("room:lobby") == 1
         # Ada's handler leaves the room once its connection has closed.
+        await trio.testing.wait_all_tasks_blocked()
+        assert websocket_chat.hub.statistics().subscribers == 0
+
+
+async def lines(ws: WebSocketTestSession, count: int) -> tuple[list[str], list[str]]:
+    """The next ``count`` messages, split into member counts and the rest (the two come
+    from two tasks of the member's handler, in either order)."""
+    received = [await ws.get_message() for _ in range(count)]
+    texts = [line for line in received if isinstance(line, str)]
+    assert texts == received
+    counts = [line for line in texts if line.startswith("#members ")]
+    return counts, [line for line in texts if line not in counts]
+
+
+async def test_chat_member_count_follows_joins_and_leaves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fresh_chat()
+    async with TestClient(websocket_chat.app) as client:
+        async with client.websocket("/rooms/lobby?name=ada&members=1") as ada:
+            assert await lines(ada, 2) == (["#members 1"], ["* ada joined lobby"])
+            # Without ?members=1 a member is counted, but gets the text lines only.
+            async with client.websocket("/rooms/lobby?name=bob") as bob:
+                assert await bob.get_message() == "* bob joined lobby"
+                assert await lines(ada, 2) == (["#members 2"], ["* bob joined lobby"])
+                # Another room has a count of its own.
+                async with client.websocket("/rooms/kitchen?name=eve&members=1") as eve:
+                    assert await lines(eve, 2) == (["#members 1"], ["* eve joined kitchen"])
+                    await bob.send_message("hello")
+                    assert await ada.get_message() == "bob: hello"  # no count in between
+                    assert await bob.get_message() == "bob: hello"
+            assert await lines(ada, 2) == (["#members 1"], ["* bob left"])
+            assert websocket_chat.hub.subscriber_count("room:lobby") == 1
         await trio.testing.wait_all_tasks_blocked()
         assert websocket_chat.hub.statistics().subscribers == 0
 
