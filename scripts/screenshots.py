@@ -34,6 +34,8 @@ from browser import STEP_MS, chromium  # noqa: E402
 from playwright.sync_api import Page  # noqa: E402
 
 from examples import (  # noqa: E402
+    live_prices,
+    sse_chat,
     sse_context,
     sse_counter,
     sse_errors,
@@ -41,6 +43,7 @@ from examples import (  # noqa: E402
     sse_proxy,
     sse_text,
     upload,
+    websocket_chat,
 )
 from examples.dashboard import app as dashboard  # noqa: E402
 from trio_h3 import H3, serve  # noqa: E402
@@ -110,6 +113,57 @@ def act_upload(page: Page) -> None:
     page.fill("#note", "The ones from the lake, and the itinerary.")
 
 
+def wait_exact(page: Page, selector: str, text: str) -> None:
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.textContent === text",
+        arg=[selector, text],
+    )
+
+
+def act_sse_chat(page: Page) -> None:
+    """Two members: this page and a second tab in the same browser."""
+    wait_text(page, "#status", "connected")
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_exact(page, "#member-count", "2")
+    for tab, name, text in [
+        (other, "Grace", "Hi! Is the hub fanning this out to every tab?"),
+        (page, "Ada", "It is: one POST, every EventSource gets it."),
+        (other, "Grace", "And if my connection drops, I get what I missed."),
+    ]:
+        tab.fill("#user", name)
+        tab.fill("#text", text)
+        tab.click("#post")
+        wait_text(page, "#messages", text)
+
+
+def act_websocket_chat(page: Page) -> None:
+    """Two members of the lobby: this page and a second tab in the same browser."""
+    other = page.context.new_page()
+    for tab, name in [(page, "Ada"), (other, "Grace")]:
+        if tab is other:
+            other.goto(page.url)
+        tab.fill("#name", name)
+        tab.click("#enter")
+        wait_text(tab, "#status", f"connected as {name}")
+    wait_exact(page, "#member-count", "2")
+    for tab, text in [
+        (other, "Hello, lobby!"),
+        (page, "Hi Grace. Pick another room and the count follows you."),
+    ]:
+        tab.fill("#text", text)
+        tab.click("#send")
+        wait_text(page, "#log", text)
+
+
+def act_live_prices(page: Page) -> None:
+    count_at_least(page, "#ticks li", 5)
+    page.click("#drop")
+    count_at_least(page, "#ticks li.replayed", 3)
+    wait_text(page, "#status", "live")
+    count_at_least(page, "#ticks li:not(.replayed)", 8)
+
+
 def act_dashboard(page: Page) -> None:
     page.wait_for_selector("#login-form")
     page.fill("#name", "Ada Lovelace")
@@ -133,6 +187,19 @@ SHOTS = [
     Shot("example-sse_errors", lambda _: sse_errors.app, act_errors, phone=True),
     Shot("example-sse_proxy", lambda upstream: sse_proxy.create_app(upstream), act_proxy),
     Shot("example-upload", lambda _: upload.app, act_upload, phone=True),
+    Shot("example-sse_chat", lambda _: sse_chat.create_app(), act_sse_chat, phone=True),
+    Shot(
+        "example-websocket_chat",
+        lambda _: websocket_chat.create_app(),
+        act_websocket_chat,
+        phone=True,
+    ),
+    Shot(
+        "example-live_prices",
+        lambda _: live_prices.create_app(tick_interval=live_prices.TICK_INTERVAL),
+        act_live_prices,
+        phone=True,
+    ),
 ]
 
 
@@ -146,14 +213,17 @@ def shoot(shot: Shot, url: str) -> list[Path]:
     with chromium() as browser:
         sizes = [("", shot.viewport)] + ([("-phone", PHONE)] if shot.phone else [])
         for suffix, viewport in sizes:
-            page = browser.new_page(viewport=viewport)
-            page.set_default_timeout(STEP_MS)
+            # A context of its own per size (a shot may open more tabs in it, as the
+            # chats do for a second member): closing it closes them all.
+            context = browser.new_context(viewport=viewport)
+            context.set_default_timeout(STEP_MS)
+            page = context.new_page()
             page.goto(url)
             shot.act(page)
             path = IMAGES / f"{shot.name}{suffix}.png"
             page.screenshot(path=str(path))
             written.append(path)
-            page.close()
+            context.close()
     return written + [IMAGES / f"{extra}.png" for extra in shot.extra]
 
 
@@ -168,6 +238,8 @@ def quicken() -> None:
     sse_text.TOKEN_DELAY = 0.01
     sse_context.UPDATE_INTERVAL = 0.1
     sse_errors.TICK_INTERVAL = 0.2
+    live_prices.TICK_INTERVAL = 0.25
+    live_prices.RETRY_MS = 1500
 
 
 async def run(shots: list[Shot]) -> None:
