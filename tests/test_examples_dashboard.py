@@ -18,7 +18,15 @@ from trio.testing import MockClock
 
 from examples.dashboard import app as dashboard
 from examples.dashboard.build import sources
+from trio_h3 import Broadcast
 from trio_h3.testing import TestClient
+
+
+@pytest.fixture(autouse=True)
+def fresh_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test serves the dashboard on a new hub: a hub closes with the lifespan that
+    entered it, and the app looks its module's ``hub`` up as it runs."""
+    monkeypatch.setattr(dashboard, "hub", Broadcast())
 
 
 def test_the_committed_precompressed_assets_match_their_sources() -> None:
