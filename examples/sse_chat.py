@@ -384,7 +384,7 @@ async def stream_chat(
                         await writer.send_json(message.data, event=message.event, id=message.id)
                     nursery.cancel_scope.cancel()
             except* StreamClosed:
-                pass  # the stream ended under one of the two (a send timeout): so do we
+                pass  # a send found the stream over (its send timeout): nothing left to do
     if subscription.dropped:
         # Too slow to keep up. Ending the stream lets EventSource reconnect and
         # replay from its Last-Event-ID instead of lagging further behind.
