@@ -31,6 +31,11 @@ class ServeOptions:
     #: TLS private key (PEM).
     ssl_keyfile: str | None = None
 
+    #: The HTTP/1.1 parser: ``"h11"`` (pure Python, the reference for behaviour),
+    #: ``"httptools"`` (llhttp, the ``[fast]`` extra), or ``"auto"``: httptools when it is
+    #: installed, else h11 (uvicorn's ``--http auto``). Both answer every request alike.
+    # CLI: ``--http`` (uvicorn's flag); its metadata follows the CLI branch's convention.
+    http: Literal["auto", "h11", "httptools"] = "auto"
     #: Largest request head before a 431 (h11's default and node's: 16 KiB).
     max_header_size: int = 16 * 1024
     #: Longest request line before a 414 (Apache's LimitRequestLine 8190, nginx's 8 KiB).
@@ -112,6 +117,8 @@ class ServeOptions:
                 raise ValueError(f"{name} must be positive or None, got {value!r}")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if self.http not in ("auto", "h11", "httptools"):
+            raise ValueError(f"http must be 'auto', 'h11' or 'httptools', got {self.http!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port!r}")
         if self.forwarded_allow_ips is not None:
