@@ -280,6 +280,8 @@ def profile(spec: ServerSpec, path: str, warmup: int, count: int, top: int) -> N
             stop(proc, grace=30)
         report = pstats.Stats(str(stats))
         report.sort_stats("tottime").print_stats(top)
+        if os.environ.get("COST_PROFILE_SAVE"):
+            shutil.copy(stats, os.environ["COST_PROFILE_SAVE"])
         report.sort_stats("cumulative").print_stats(top)
 
 

@@ -51,7 +51,7 @@ class HTTPConnection:
     ) -> None:
         self.state = state
         options = state.options
-        self.wire = Wire(
+        self.wire: Wire = state.wire_class(
             stream,
             max_header_size=options.max_header_size,
             max_target_size=options.max_target_size,

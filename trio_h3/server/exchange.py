@@ -134,7 +134,9 @@ class Exchange:
             finally:
                 if log_access:
                     self._log_access(started)
-            if not self.handed_off and not self.wire.broken:
+            wire = self.wire
+            if not self.handed_off and not wire.broken and (self._body or wire.body_pending):
+                # Only a body that was started or is still to come (a GET has none).
                 await self.body.discard()
         finally:
             if self._uploads:

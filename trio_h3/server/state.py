@@ -12,7 +12,9 @@ import trio
 
 from .._guest import Guest
 from ..utils.proxy import DEFAULT_ALLOW, TrustedProxies
+from .backends import wire_class
 from .options import ServeOptions
+from .wire import Wire
 
 if TYPE_CHECKING:
     from ..app import H3
@@ -55,6 +57,8 @@ class ServerState:
             if allow is None:
                 allow = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_ALLOW)
             self.trusted_proxies = TrustedProxies(allow)
+        #: The parser backend every connection of this server uses (``options.http``).
+        self.wire_class: type[Wire] = wire_class(options.http)
         self.server_header = (options.server_header or "").encode("latin-1")
         self._date_second = -1
         self._date_value = b""
