@@ -1,7 +1,8 @@
 """What the tests share: one way to run a real server, one raw HTTP client.
 
 - :func:`running_server`: a real server (``Server(app, options).run()``, what ``serve``
-  does; on the parser backend ``$TRIO_H3_HTTP`` names, see conftest.py) on 127.0.0.1 port 0 for the length of an ``async with`` block, stopped
+  does; on the parser backend ``$TRIO_H3_HTTP`` names, see conftest.py) on 127.0.0.1
+  port 0 for the length of an ``async with`` block, stopped
   gracefully (and bounded) at its end; ``server.url``, ``server.port``, and
   ``server.server.state`` (connections, streams) for assertions.
 - Raw bytes, over a socket or a TestClient's in-memory stream: :func:`request_bytes`
