@@ -222,6 +222,9 @@ class ChunkLines:
                 raise WireError(400, "Malformed request body: invalid chunk-size line")
             else:
                 size = int(line.split(b";", 1)[0].rstrip(b"\r\n"), 16)
+                if size >> 64:
+                    # llhttp counts in 64 bits and refuses more; h11 would wait for it.
+                    raise WireError(400, "Malformed request body: chunk size overflow")
                 if size:
                     self._skip = size + 2
                 else:
