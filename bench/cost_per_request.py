@@ -13,6 +13,10 @@ from this process on the other core, and reports per request:
   natively (no valgrind), so it includes the kernel's share of the syscalls;
 - ``syscalls``: with ``--syscalls``, the server's system calls per request (strace -c).
 
+``--connections 64`` keeps 64 connections busy, one request outstanding on each, as
+``wrk -c64`` does: a saturated server then finds the next request already waiting on
+most sockets, which is the regime the wrk benchmark measures.
+
 Servers: ``bare`` (the shared limit server, ``/work/shared/bench/limit_trio_h11.py``),
 ``h11`` and ``httptools`` (``bench/app_trio_h3.py --http ...``), and ``uvicorn``
 (Starlette on Uvicorn with httptools and uvloop, from ``--venv``; skipped when that
@@ -73,6 +77,8 @@ def specs(venv: str) -> dict[str, ServerSpec]:
         "bare": ServerSpec("bare", (sys.executable, LIMIT_SERVER)),
         "h11": ServerSpec("h11", (sys.executable, app, "--http", "h11")),
         "httptools": ServerSpec("httptools", (sys.executable, app, "--http", "httptools")),
+        # Calibration only: the least a trio + httptools server can do (no framework).
+        "floor": ServerSpec("floor", (sys.executable, "/tmp/floor/floor_httptools.py")),
         "uvicorn": ServerSpec(
             "uvicorn", (f"{venv}/bin/python", str(BENCH_DIR / "app_starlette_http.py"))
         ),
@@ -132,6 +138,56 @@ class Client:
         self.sock.close()
 
 
+class Clients:
+    """``count`` keep-alive connections, each with one request outstanding (wrk's pattern):
+    a busy server finds requests waiting on many sockets at once."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.clients = [Client(port) for _ in range(count)]
+
+    def run(self, path: str, total: int) -> None:
+        import selectors
+
+        selector = selectors.DefaultSelector()
+        request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{self.clients[0].port}\r\n\r\n".encode()
+        pending: dict[int, bytes] = {}
+        sent = done = 0
+        for client in self.clients[: min(total, len(self.clients))]:
+            client.sock.sendall(request)
+            sent += 1
+            pending[client.sock.fileno()] = b""
+            selector.register(client.sock, selectors.EVENT_READ, client)
+        while done < total:
+            for key, _ in selector.select(timeout=600):
+                client = key.data
+                fd = client.sock.fileno()
+                data = pending[fd] + client._recv()
+                while True:
+                    end = data.find(b"\r\n\r\n")
+                    if end < 0:
+                        break
+                    match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", data[:end])
+                    assert match is not None and data.startswith(b"HTTP/1.1 200"), data[:200]
+                    stop = end + 4 + int(match.group(1))
+                    if len(data) < stop:
+                        break
+                    data = data[stop:]
+                    done += 1
+                    if sent < total:
+                        client.sock.sendall(request)
+                        sent += 1
+                pending[fd] = data
+        selector.close()
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def connect(port: int, connections: int) -> Client | Clients:
+    return Client(port) if connections == 1 else Clients(port, connections)
+
+
 def start(
     argv: list[str], port: int, log_path: Path, *, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
@@ -171,7 +227,12 @@ def deterministic_env() -> dict[str, str]:
 
 
 def callgrind_run(
-    spec: ServerSpec, routes: Sequence[str], warmup: int, count: int, workdir: Path
+    spec: ServerSpec,
+    routes: Sequence[str],
+    warmup: int,
+    count: int,
+    workdir: Path,
+    connections: int,
 ) -> int:
     """Instructions of one server run: warm-up, then ``count`` requests to each route."""
     port = free_port()
@@ -182,7 +243,7 @@ def callgrind_run(
     ]  # fmt: skip
     proc = start(argv, port, workdir / f"{spec.name}.log", env=deterministic_env())
     try:
-        client = Client(port)
+        client = connect(port, connections)
         for path in ROUTES_FOR_WARMUP:
             client.run(path, warmup)
         for path in routes:
@@ -200,10 +261,12 @@ def callgrind_run(
 ROUTES_FOR_WARMUP: list[str] = []
 
 
-def instructions(spec: ServerSpec, routes: Sequence[str], warmup: int, count: int) -> list[float]:
+def instructions(
+    spec: ServerSpec, routes: Sequence[str], warmup: int, count: int, connections: int
+) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="cost-") as tmp:
         totals = [
-            callgrind_run(spec, routes[:k], warmup, count, Path(tmp))
+            callgrind_run(spec, routes[:k], warmup, count, Path(tmp), connections)
             for k in range(len(routes) + 1)
         ]
     return [(totals[k + 1] - totals[k]) / count for k in range(len(routes))]
@@ -213,7 +276,12 @@ def instructions(spec: ServerSpec, routes: Sequence[str], warmup: int, count: in
 
 
 def cpu_and_syscalls(
-    spec: ServerSpec, routes: Sequence[str], warmup: int, count: int, syscalls: bool
+    spec: ServerSpec,
+    routes: Sequence[str],
+    warmup: int,
+    count: int,
+    syscalls: bool,
+    connections: int,
 ) -> tuple[list[float], list[float], list[float]]:
     """CPU us/request and client-seen requests/s per route; syscalls/request if asked."""
     port = free_port()
@@ -223,7 +291,7 @@ def cpu_and_syscalls(
         rates: list[float] = []
         calls: list[float] = []
         try:
-            client = Client(port)
+            client = connect(port, connections)
             for path in routes:
                 client.run(path, warmup)
             for path in routes:
@@ -242,7 +310,7 @@ def cpu_and_syscalls(
     return cpu, rates, calls
 
 
-def strace_count(pid: int, client: Client, path: str, count: int, tmp: Path) -> float:
+def strace_count(pid: int, client: Client | Clients, path: str, count: int, tmp: Path) -> float:
     out = tmp / "strace.txt"
     tracer = subprocess.Popen(
         ["strace", "-c", "-f", "-p", str(pid), "-o", str(out)],
@@ -295,6 +363,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="per route, under valgrind")
     parser.add_argument("--cpu-requests", type=int, default=20000, help="per route, natively")
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="keep-alive connections, one request outstanding on each (64: wrk's -c64)",
+    )
     parser.add_argument("--no-instructions", action="store_true")
     parser.add_argument("--no-cpu", action="store_true")
     parser.add_argument("--syscalls", action="store_true", help="also count syscalls (strace)")
@@ -324,12 +398,12 @@ def main() -> int:
         instr = [float("nan")] * len(routes)
         if not args.no_instructions:
             log(f"{name}: callgrind, {len(routes) + 1} runs of {args.requests} requests/route")
-            instr = instructions(spec, routes, args.warmup, args.requests)
+            instr = instructions(spec, routes, args.warmup, args.requests, args.connections)
         cpu, rates, calls = [float("nan")] * len(routes), [float("nan")] * len(routes), []
         if not args.no_cpu:
             log(f"{name}: CPU time over {args.cpu_requests} requests/route")
             cpu, rates, calls = cpu_and_syscalls(
-                spec, routes, args.warmup, args.cpu_requests, args.syscalls
+                spec, routes, args.warmup, args.cpu_requests, args.syscalls, args.connections
             )
         for index, path in enumerate(routes):
             row = [
@@ -345,8 +419,9 @@ def main() -> int:
         log(table(_headers(args.syscalls), rows[-len(routes) :]))
     log("")
     log(
-        f"per request, one keep-alive connection (server on core {SERVER_CORE}, client on "
-        f"core {CLIENT_CORE}); instr: callgrind, by difference; cpu: /proc/PID/stat"
+        f"per request, {args.connections} keep-alive connection(s) (server on core "
+        f"{SERVER_CORE}, client on core {CLIENT_CORE}); instr: callgrind, by difference; "
+        "cpu: /proc/PID/stat"
     )
     log(table(_headers(args.syscalls), rows))
     bare = {row[1]: row for row in rows if row[0] == "bare"}

@@ -67,6 +67,10 @@ class HTTPConnection:
         # shutdown watchdog's thread and from a signal handler.
         self.opened = time.monotonic()
         self._handed_off = False
+        # Whether the peer's proxy headers are believed: the peer is the same for every
+        # request of the connection, so this is decided once.
+        trusted = state.trusted_proxies
+        self.peer_trusted = trusted is not None and (client.host if client else None) in trusted
 
     def describe(self) -> str:
         """Who and what, for logs: the client and the request in progress."""
@@ -76,9 +80,10 @@ class HTTPConnection:
 
     def server_headers(self, close: bool) -> list[tuple[bytes, bytes]]:
         """The headers the server adds to every response (``Date``, ``Server``, close)."""
-        headers = [(b"date", self.state.date_header())]
-        if self.state.options.server_header is not None:
-            headers.append((b"server", self.state.server_header))
+        state = self.state
+        headers = [state.date_pair()]
+        if state.server_pair is not None:
+            headers.append(state.server_pair)
         if close:
             # Announce the close: the body was refused or is unread, or we are stopping.
             headers.append(_CLOSE)
@@ -122,7 +127,7 @@ class HTTPConnection:
         options = self.state.options
         wire = self.wire
         timeout = options.request_head_timeout if first else options.keep_alive_timeout
-        deadline = trio.current_time() + timeout
+        deadline: float | None = None
         waiting_idle = True
         try:
             while True:
@@ -143,7 +148,13 @@ class HTTPConnection:
                         # within request_head_timeout (slowloris).
                         waiting_idle = False
                         deadline = trio.current_time() + options.request_head_timeout
-                # A fresh scope per read (a scope can be entered only once), all with the
+                if wire.receive_ready():
+                    # The bytes were already here (a busy server usually finds the next
+                    # request waiting): no wait, so no cancel scope.
+                    continue
+                if deadline is None:
+                    deadline = trio.current_time() + timeout
+                # A fresh scope per wait (a scope can be entered only once), all with the
                 # same deadline; the server cancels it to end an idle wait.
                 self.idle_scope = scope = trio.CancelScope(deadline=deadline)
                 with scope:

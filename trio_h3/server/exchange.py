@@ -48,6 +48,16 @@ R = TypeVar("R")
 
 _CLOSE = (b"connection", b"close")
 _FRAMING = (b"content-length", b"transfer-encoding")
+# The usual methods and versions, decoded once (a bytes -> str per request otherwise).
+_TEXT = {
+    value: value.decode("ascii")
+    for value in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"1.1", b"1.0")
+}
+
+
+def _text(value: bytes) -> str:
+    text = _TEXT.get(value)
+    return value.decode("ascii", "replace") if text is None else text
 
 
 class Exchange:
@@ -73,19 +83,20 @@ class Exchange:
         self.wire = connection.wire
         self.head = head
         client, scheme, host = connection.client, connection.scheme, None
-        trusted = self.state.trusted_proxies
-        if trusted is not None and (client.host if client else None) in trusted:
-            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy).
-            said = proxy.forwarded(head.headers, trusted)
+        if connection.peer_trusted:
+            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy); a
+            # request without any proxy header costs one pass over its names.
+            assert self.state.trusted_proxies is not None
+            said = proxy.forwarded(head.headers, self.state.trusted_proxies)
             if said is not None:
                 client = said.client or client
                 scheme = said.scheme or scheme
                 host = said.host
         event = H3Event(
-            head.method.decode("ascii", "replace"),
+            _text(head.method),
             head.target,
             head.headers,
-            http_version=head.http_version.decode("ascii", "replace"),
+            http_version=_text(head.http_version),
             client=client,
             server=connection.server,
             scheme=scheme,
@@ -128,9 +139,15 @@ class Exchange:
         started = trio.current_time() if log_access else 0.0
         try:
             try:
-                response = await self._answer()
+                try:
+                    response = await self.state.app.handle(self.event)
+                except BaseException as exc:
+                    response = await self._contained(exc)
                 self.status = response.status
-                await self._respond(response)
+                if type(response) is Response and not self.wire.response_started:
+                    await self._respond_complete(response)  # the common case, directly
+                else:
+                    await self._respond(response)
             finally:
                 if log_access:
                     self._log_access(started)
@@ -145,14 +162,23 @@ class Exchange:
                 with trio.CancelScope(shield=True):
                     await forms.remove_uploads(self._uploads)
 
-    async def _answer(self) -> Response:
+    async def _contained(self, exc: BaseException) -> Response:
+        # Not an Exception (those the app answers itself): contain it; a real
+        # cancellation of ours propagates from here.
+        await self.state.guest.contain(exc, self.describe())
+        return error_response(HTTPError(500, "Internal Server Error"))
+
+    async def _respond_complete(self, response: Response) -> None:
+        """A plain :class:`Response` (what a handler's value becomes): hooks, then one write."""
         try:
-            return await self.state.app.handle(self.event)
-        except BaseException as exc:
-            # Not an Exception (those the app answers itself): contain it; a real
-            # cancellation of ours propagates from here.
-            await self.state.guest.contain(exc, self.describe())
-            return error_response(HTTPError(500, "Internal Server Error"))
+            if not self._run_head_hooks(response):
+                self.status = 500
+                response = error_response(HTTPError(500, "Internal Server Error"))
+            await self.send_full(response)
+        except InvalidResponse as exc:
+            logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
+            self.status = 500
+            await self._answer_invalid()
 
     def shutdown_refusal(self) -> HTTPError | None:
         """The 503 for a new stream or upgrade during shutdown (None otherwise)."""

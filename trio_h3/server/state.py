@@ -60,8 +60,13 @@ class ServerState:
         #: The parser backend every connection of this server uses (``options.http``).
         self.wire_class: type[Wire] = wire_class(options.http)
         self.server_header = (options.server_header or "").encode("latin-1")
+        #: The ``Server`` header as sent (None: not sent).
+        self.server_pair = (
+            None if options.server_header is None else (b"server", self.server_header)
+        )
         self._date_second = -1
         self._date_value = b""
+        self._date_pair = (b"date", b"")
 
     def request_shutdown(self, why: str) -> None:
         """Ask for a graceful shutdown (idempotent)."""
@@ -72,11 +77,16 @@ class ServerState:
 
     def date_header(self) -> bytes:
         """The ``Date`` header value, formatted once per second rather than per response."""
+        return self.date_pair()[1]
+
+    def date_pair(self) -> tuple[bytes, bytes]:
+        """The ``Date`` header as sent (RFC 9110 §6.6.1), made once per second."""
         now = int(time.time())
         if now != self._date_second:
             self._date_second = now
             self._date_value = formatdate(now, usegmt=True).encode("ascii")
-        return self._date_value
+            self._date_pair = (b"date", self._date_value)
+        return self._date_pair
 
     def statistics(self) -> dict[str, int]:
         """Open connections and open streams, for observability."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
 from http import HTTPStatus
 
 import trio
@@ -95,6 +96,8 @@ class Wire(abc.ABC):
         # Plain TCP: reads and writes go through the socket itself (see _sockio); they
         # are serialised already (one response at a time, the stream's write lock).
         self._socket = sockio.raw_socket(stream)
+        # Its descriptor, for a read that must not wait (POSIX: os.read on a socket).
+        self._fd = self._socket.fileno() if self._socket is not None and os.name == "posix" else -1
         self.max_header_size = max_header_size
         self.max_target_size = max_target_size
         #: How the current response's body is framed (set by :meth:`send_head`).
@@ -128,6 +131,23 @@ class Wire(abc.ABC):
         data = await self._read()
         self._feed(data)
         return bool(data)
+
+    def receive_ready(self) -> bool:
+        """Feed the parser what the client has sent already, without waiting.
+
+        False when nothing is there (or the stream is not a plain socket): then
+        :meth:`receive` waits. A closed or reset socket counts as EOF, as in ``_read``.
+        """
+        if self._fd < 0:
+            return False
+        try:
+            data = os.read(self._fd, RECEIVE_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        self._feed(data)
+        return True
 
     async def receive_while_streaming(self) -> bool:
         """Watch the receive side during a streamed response; False once the client left.

@@ -227,8 +227,9 @@ class HttptoolsWire(Wire):
                 # h11 refuses them, and the stricter answer wins.
                 self._stop(WireError(400, "Bad request: no request line received"))
                 return
-            line = (self._partial + buffer if self._partial else buffer).split(b"\r\n", 1)
-            if len(line) > 1 and not _H11_REQUEST_LINE.fullmatch(line[0]):
+            head = self._partial + buffer if self._partial else buffer
+            eol = head.find(b"\r\n")
+            if eol >= 0 and not _H11_REQUEST_LINE.fullmatch(head, 0, eol):
                 # What llhttp reads more loosely than h11 (several spaces, HTTP/0.9's
                 # line without a version...): refused as h11 refuses it.
                 self._keep_alive = True
