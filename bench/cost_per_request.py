@@ -78,7 +78,7 @@ def specs(venv: str) -> dict[str, ServerSpec]:
         "h11": ServerSpec("h11", (sys.executable, app, "--http", "h11")),
         "httptools": ServerSpec("httptools", (sys.executable, app, "--http", "httptools")),
         # Calibration only: the least a trio + httptools server can do (no framework).
-        "floor": ServerSpec("floor", (sys.executable, "/tmp/floor/floor_httptools.py")),
+        "floor": ServerSpec("floor", (sys.executable, str(BENCH_DIR / "floor_httptools.py"))),
         "uvicorn": ServerSpec(
             "uvicorn", (f"{venv}/bin/python", str(BENCH_DIR / "app_starlette_http.py"))
         ),
