@@ -330,7 +330,9 @@ def strace_count(pid: int, client: Client | Clients, path: str, count: int, tmp:
 # -- cProfile ----------------------------------------------------------------------------
 
 
-def profile(spec: ServerSpec, path: str, warmup: int, count: int, top: int) -> None:
+def profile(
+    spec: ServerSpec, path: str, warmup: int, count: int, top: int, connections: int
+) -> None:
     import pstats
 
     port = free_port()
@@ -341,7 +343,7 @@ def profile(spec: ServerSpec, path: str, warmup: int, count: int, top: int) -> N
         argv += ["--port", str(port)]
         proc = start(argv, port, Path(tmp) / "server.log", env=deterministic_env())
         try:
-            client = Client(port)
+            client = connect(port, connections)
             client.run(path, warmup + count)
             client.close()
         finally:
@@ -386,7 +388,14 @@ def main() -> int:
         log(f"uvicorn skipped: {args.venv} lacks starlette, uvicorn, httptools or uvloop")
         names.remove("uvicorn")
     if args.profile:
-        profile(all_specs[args.profile], routes[0], args.warmup, args.cpu_requests, args.top)
+        profile(
+            all_specs[args.profile],
+            routes[0],
+            args.warmup,
+            args.cpu_requests,
+            args.top,
+            args.connections,
+        )
         return 0
     if not args.no_instructions and shutil.which("valgrind") is None:
         log("valgrind not found: instructions skipped")

@@ -154,6 +154,7 @@ class HttptoolsWire(Wire):
         self._partial = b""  # the fed bytes of a head still incomplete
         self._url = b""
         self._fields: list[tuple[bytes, bytes]] = []
+        self._saw_connection = self._saw_expect = False
         self._stand_in = False  # parsing the stand-in head after an unused upgrade
         self._resume: bytes | None = None  # that head, until it is fed
         self._their = _Side.IDLE
@@ -169,6 +170,7 @@ class HttptoolsWire(Wire):
             self._parse = _Parse.HEAD
             self._url = b""
             self._fields = []
+            self._saw_connection = self._saw_expect = False
 
     def on_url(self, url: bytes) -> None:
         if not self._stand_in:
@@ -178,7 +180,12 @@ class HttptoolsWire(Wire):
         if self._parse is _Parse.HEAD and not self._stand_in:
             # llhttp drops the leading OWS of a value, not the trailing (RFC 9110 §5.5:
             # neither is part of it).
-            self._fields.append((name.lower(), value.rstrip(b" \t")))
+            name = name.lower()
+            self._fields.append((name, value.rstrip(b" \t")))
+            if name == b"connection":
+                self._saw_connection = True
+            elif name == b"expect":
+                self._saw_expect = True
         # else: a trailer field (RFC 9112 §7.1.2), which h11 does not report either
 
     def on_headers_complete(self) -> None:
@@ -219,15 +226,16 @@ class HttptoolsWire(Wire):
         parse = self._parse
         buffer = self._buffer
         if parse is _Parse.IDLE or parse is _Parse.HEAD:
-            probe = self._partial[-3:] + buffer if self._partial else buffer
-            end = probe.find(_CRLF2)
-            size = len(buffer) if end < 0 else end + 4 - (len(probe) - len(buffer))
-            if parse is _Parse.IDLE and buffer[:1] in (b"\r", b"\n"):
+            partial = self._partial
+            head = partial + buffer if partial else buffer
+            # (The blank line may straddle what was fed and what is new.)
+            end = head.find(_CRLF2, max(0, len(partial) - 3))
+            size = len(buffer) if end < 0 else end + 4 - len(partial)
+            if not partial and buffer[:1] in (b"\r", b"\n"):
                 # RFC 9112 §2.2 lets a server skip empty lines before a request line;
                 # h11 refuses them, and the stricter answer wins.
                 self._stop(WireError(400, "Bad request: no request line received"))
                 return
-            head = self._partial + buffer if self._partial else buffer
             eol = head.find(b"\r\n")
             if eol >= 0 and not _H11_REQUEST_LINE.fullmatch(head, 0, eol):
                 # What llhttp reads more loosely than h11 (several spaces, HTTP/0.9's
@@ -337,12 +345,7 @@ class HttptoolsWire(Wire):
         self._version = version = event.http_version
         self._their = _Side.SEND_BODY
         fields = event.headers
-        connection = expect = False
-        for name, _ in fields:
-            if name == b"connection":
-                connection = True
-            elif name == b"expect":
-                expect = True
+        connection, expect = self._saw_connection, self._saw_expect
         # h11's rules: HTTP/1.0 is never kept alive; RFC 9110 §10.1.1: an HTTP/1.0
         # client's 100-continue expectation is ignored.
         self._keep_alive = version >= b"1.1" and not (
@@ -426,9 +429,16 @@ class HttptoolsWire(Wire):
         self._continue_sent = True
         await self._send(_CONTINUE)
 
-    def _head(self, status: int, headers: list[tuple[bytes, bytes]], close: bool) -> bytes:
-        """The head as h11 writes it; InvalidResponse (and broken) if it cannot be sent."""
+    def _head(
+        self, status: int, headers: list[tuple[bytes, bytes]], *, need_close: bool = False
+    ) -> bytes:
+        """The head as h11 writes it; InvalidResponse (and broken) if it cannot be sent.
+
+        Also decides whether the connection ends after this response: h11 keeps no
+        connection whose request or response says ``close``.
+        """
         line = _STATUS_LINES.get(status)
+        connection = False
         try:
             if line is None:
                 raise InvalidResponse(f"status {status!r} is not a final status")
@@ -441,26 +451,22 @@ class HttptoolsWire(Wire):
                     if len(_CHECKED) >= _CHECKED_MAX:
                         _CHECKED.clear()
                     _CHECKED.add(pair)
+                if pair[0] == b"connection":
+                    connection = True
         except InvalidResponse:
             self._our = _Side.ERROR  # as h11 is after a LocalProtocolError
             raise
-        if close:
+        if not self._keep_alive or need_close:
             # h11 rewrites Connection as one title-cased field per token, at the end.
-            tokens = set(_comma_values(headers, b"connection"))
+            tokens = set(_comma_values(headers, b"connection")) if connection else set()
             tokens.discard(b"keep-alive")
             tokens.add(b"close")
             headers = [pair for pair in headers if pair[0] != b"connection"]
             headers += [(b"Connection", token) for token in sorted(tokens)]
-        return line + b"".join([b"%s: %s\r\n" % pair for pair in headers]) + b"\r\n"
-
-    def _closes(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """Whether the connection ends after this response (and so says so)."""
-        if not self._keep_alive:
-            return True
-        for name, value in headers:
-            if name == b"connection" and b"close" in _comma_values([(name, value)], name):
-                self._keep_alive = False
-        return False
+            self._keep_alive = False
+        elif connection and b"close" in _comma_values(headers, b"connection"):
+            self._keep_alive = False  # our own close: h11 leaves the field as it is
+        return line + b"\r\n".join([b": ".join(pair) for pair in headers]) + b"\r\n\r\n"
 
     async def send_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
@@ -470,7 +476,7 @@ class HttptoolsWire(Wire):
         elif status != 204 and status != 304:
             # HEAD: the length the GET body would have (RFC 9110 §9.3.2), no body.
             headers.append((b"content-length", b"%d" % len(body)))
-        data = self._head(status, headers, self._closes(headers))
+        data = self._head(status, headers)
         if body and self.body_allowed(status):
             data += body
             self.body_bytes = len(body)
@@ -481,7 +487,7 @@ class HttptoolsWire(Wire):
     async def send_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> Framing:
         if status == 205:
             headers.append((b"content-length", b"0"))  # RFC 9110 §15.3.6
-        close = self._closes(headers)
+        need_close = False
         framing, self._remaining = Framing.NONE, 0
         if status not in (204, 304):
             length = _comma_values(headers, b"content-length")
@@ -494,11 +500,10 @@ class HttptoolsWire(Wire):
             else:
                 # RFC 9112 §6.3: an HTTP/1.0 client reads until the connection closes.
                 framing = Framing.CLOSE
-                if self._method != b"HEAD":
-                    close, self._keep_alive = True, False
+                need_close = self._method != b"HEAD"
         if self._method == b"HEAD" or status in NO_CONTENT:
             framing = Framing.NONE
-        head = self._head(status, headers, close)
+        head = self._head(status, headers, need_close=need_close)
         self.framing = framing
         self._our = _Side.SEND_BODY if framing is not Framing.NONE else _Side.DONE
         self.head_sent = True
