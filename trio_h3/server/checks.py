@@ -76,6 +76,10 @@ _CHUNK_LINE = re.compile(
 )
 
 
+# Host values already found valid: a server sees the same few again and again (bounded).
+_HOSTS_SEEN: set[bytes] = set()
+
+
 class WireError(Exception):
     """A request the server must refuse: ``status`` and a message for the JSON body.
 
@@ -148,9 +152,10 @@ def check_head(
     if target[:1] != b"/" and target != b"*":
         if (head.method == b"CONNECT") == bool(_ABSOLUTE.match(target)):
             raise WireError(400, "Bad request: invalid request target (RFC 9112 §3.2)")
-    if len(head.method) + len(head.target) + 10 > max_target_size:
+    line = len(head.method) + len(target)
+    if line + 10 > max_target_size:
         raise WireError(414, "Request-URI too long")
-    size = len(head.method) + len(head.target) + 14  # " ", " HTTP/1.1\r\n", "\r\n"
+    size = line + 14  # " ", " HTTP/1.1\r\n", "\r\n"
     hosts = 0
     length: bytes | None = None
     transfer = False
@@ -158,8 +163,12 @@ def check_head(
         size += len(name) + len(value) + 4  # ": " and "\r\n"
         if name == b"host":
             hosts += 1
-            if not _HOST.fullmatch(value):
-                raise WireError(400, "Invalid Host header")
+            if value not in _HOSTS_SEEN:
+                if not _HOST.fullmatch(value):
+                    raise WireError(400, "Invalid Host header")
+                if len(_HOSTS_SEEN) >= 1024:
+                    _HOSTS_SEEN.clear()
+                _HOSTS_SEEN.add(value)
         elif name == b"content-length":
             length = value
         elif name == b"transfer-encoding":

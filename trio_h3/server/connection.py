@@ -140,6 +140,10 @@ class HTTPConnection:
                     return None
                 if head is not None:
                     return head
+                if wire.receive_ready():
+                    # The bytes were already here (a busy server usually finds the next
+                    # request waiting): no wait, so no cancel scope.
+                    continue
                 if waiting_idle:
                     if self.state.shutting_down.is_set():
                         return None
@@ -148,10 +152,6 @@ class HTTPConnection:
                         # within request_head_timeout (slowloris).
                         waiting_idle = False
                         deadline = trio.current_time() + options.request_head_timeout
-                if wire.receive_ready():
-                    # The bytes were already here (a busy server usually finds the next
-                    # request waiting): no wait, so no cancel scope.
-                    continue
                 if deadline is None:
                     deadline = trio.current_time() + timeout
                 # A fresh scope per wait (a scope can be entered only once), all with the

@@ -47,7 +47,6 @@ access_logger = logging.getLogger("trio_h3.access")
 R = TypeVar("R")
 
 _CLOSE = (b"connection", b"close")
-_FRAMING = (b"content-length", b"transfer-encoding")
 # The usual methods and versions, decoded once (a bytes -> str per request otherwise).
 _TEXT = {
     value: value.decode("ascii")
@@ -174,7 +173,9 @@ class Exchange:
             if not self._run_head_hooks(response):
                 self.status = 500
                 response = error_response(HTTPError(500, "Internal Server Error"))
-            await self.send_full(response)
+            await self.wire.send_response(
+                response.status, self._headers(response, complete=True), response.body
+            )
         except InvalidResponse as exc:
             logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
             self.status = 500
@@ -250,7 +251,7 @@ class Exchange:
     def _headers(self, response: Response, *, complete: bool) -> list[tuple[bytes, bytes]]:
         headers: list[tuple[bytes, bytes]] = []
         for pair in response.headers.raw:
-            if pair[0] in _FRAMING:
+            if pair[0] == b"content-length" or pair[0] == b"transfer-encoding":
                 if pair[0] == b"content-length" and not complete:
                     headers.append(pair)  # a streamed body of declared length
                 elif pair[0] == b"content-length" and int(pair[1]) != len(response.body):
@@ -262,7 +263,13 @@ class Exchange:
             headers.append(pair)
         if not 200 <= response.status <= 599:
             raise InvalidResponse(f"status {response.status!r} is not a final status")
-        headers += self.connection.server_headers(self._closes())
+        state = self.state
+        headers.append(state.date_pair())
+        if state.server_pair is not None:
+            headers.append(state.server_pair)
+        if self._closes():
+            # Announce the close: the body was refused or is unread, or we are stopping.
+            headers.append(_CLOSE)
         return headers
 
     def _closes(self) -> bool:

@@ -69,6 +69,16 @@ class _Side(enum.Enum):
 
 
 _END = BodyEvent.END
+# The members the hot paths compare against, as module globals (one lookup, not two).
+_IDLE, _HEAD, _LENGTH, _CHUNKED, _DONE, _STOPPED = (
+    _Parse.IDLE,
+    _Parse.HEAD,
+    _Parse.LENGTH,
+    _Parse.CHUNKED,
+    _Parse.DONE,
+    _Parse.STOPPED,
+)
+_S_IDLE, _S_BODY, _S_DONE, _S_ERROR = _Side.IDLE, _Side.SEND_BODY, _Side.DONE, _Side.ERROR
 _CRLF2 = b"\r\n\r\n"
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
 # h11's request-line grammar (RFC 9112 §3): when it matches, h11 would have read the
@@ -149,7 +159,7 @@ class HttptoolsWire(Wire):
         self._buffer = b""  # received, not yet fed to llhttp
         self._eof = False
         self._events: deque[RequestHead | bytes | BodyEvent | WireError] = deque()
-        self._parse = _Parse.IDLE
+        self._parse = _IDLE
         self._body_left = 0  # of a Content-Length body being fed
         self._partial = b""  # the fed bytes of a head still incomplete
         self._url = b""
@@ -157,8 +167,8 @@ class HttptoolsWire(Wire):
         self._saw_connection = self._saw_expect = False
         self._stand_in = False  # parsing the stand-in head after an unused upgrade
         self._resume: bytes | None = None  # that head, until it is fed
-        self._their = _Side.IDLE
-        self._our = _Side.IDLE
+        self._their = _S_IDLE
+        self._our = _S_IDLE
         self._version: bytes | None = None
         self._keep_alive = True
         self._upgraded = False
@@ -167,7 +177,7 @@ class HttptoolsWire(Wire):
 
     def on_message_begin(self) -> None:
         if not self._stand_in:
-            self._parse = _Parse.HEAD
+            self._parse = _HEAD
             self._url = b""
             self._fields = []
             self._saw_connection = self._saw_expect = False
@@ -177,7 +187,7 @@ class HttptoolsWire(Wire):
             self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._parse is _Parse.HEAD and not self._stand_in:
+        if self._parse is _HEAD and not self._stand_in:
             # llhttp drops the leading OWS of a value, not the trailing (RFC 9110 §5.5:
             # neither is part of it).
             name = name.lower()
@@ -192,7 +202,7 @@ class HttptoolsWire(Wire):
         parser = self._parser
         if self._stand_in:
             self._stand_in = False
-            self._parse = _Parse.CHUNKED if self._body_left < 0 else _Parse.LENGTH
+            self._parse = _CHUNKED if self._body_left < 0 else _LENGTH
         else:
             version = parser.get_http_version()
             encoded = _VERSIONS.get(version) or version.encode()
@@ -201,7 +211,7 @@ class HttptoolsWire(Wire):
             self._partial = b""
             # A body, if any (next_head says which framing); llhttp skips the body of
             # an upgrade (see _fed_upgrade).
-            self._parse = _Parse.LENGTH
+            self._parse = _LENGTH
             self._upgraded = parser.should_upgrade()
 
     def on_body(self, body: bytes) -> None:
@@ -211,7 +221,7 @@ class HttptoolsWire(Wire):
 
     def on_message_complete(self) -> None:
         self._events.append(_END)
-        self._parse = _Parse.DONE
+        self._parse = _DONE
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -225,13 +235,13 @@ class HttptoolsWire(Wire):
         """Feed llhttp the next piece of the current message (see the module docstring)."""
         parse = self._parse
         buffer = self._buffer
-        if parse is _Parse.IDLE or parse is _Parse.HEAD:
+        if parse is _IDLE or parse is _HEAD:
             partial = self._partial
             head = partial + buffer if partial else buffer
             # (The blank line may straddle what was fed and what is new.)
             end = head.find(_CRLF2, max(0, len(partial) - 3))
             size = len(buffer) if end < 0 else end + 4 - len(partial)
-            if not partial and buffer[:1] in (b"\r", b"\n"):
+            if not partial and buffer[0] in (13, 10):  # CR, LF
                 # RFC 9112 §2.2 lets a server skip empty lines before a request line;
                 # h11 refuses them, and the stricter answer wins.
                 self._stop(WireError(400, "Bad request: no request line received"))
@@ -243,9 +253,9 @@ class HttptoolsWire(Wire):
                 self._keep_alive = True
                 self._stop(WireError(400, "Bad request: illegal request line"))
                 return
-        elif parse is _Parse.LENGTH:
+        elif parse is _LENGTH:
             size = min(len(buffer), self._body_left)
-        elif parse is _Parse.CHUNKED:
+        elif parse is _CHUNKED:
             size = len(buffer)
         else:
             return
@@ -259,7 +269,7 @@ class HttptoolsWire(Wire):
             self._fed_upgrade(piece, int(exc.args[0]))
             return
         except httptools.HttpParserError as exc:
-            if parse is _Parse.LENGTH or parse is _Parse.CHUNKED:
+            if parse is _LENGTH or parse is _CHUNKED:
                 self._stop(WireError(400, f"Malformed request body: {exc}"))
             else:
                 fed = self._partial + piece
@@ -268,8 +278,8 @@ class HttptoolsWire(Wire):
                 )
                 self._stop(error)
             return
-        if self._parse is _Parse.HEAD:
-            if parse is not _Parse.IDLE and parse is not _Parse.HEAD:
+        if self._parse is _HEAD:
+            if parse is not _IDLE and parse is not _HEAD:
                 # A head began inside a chunked body's piece: count what llhttp reported
                 # of it (a lower bound; the bytes after it are counted whole).
                 known = len(self._url) + sum(len(n) + len(v) + 4 for n, v in self._fields)
@@ -285,24 +295,24 @@ class HttptoolsWire(Wire):
     def _fed_upgrade(self, piece: bytes, offset: int) -> None:
         """llhttp read an upgrade request's head; what follows is not HTTP to it."""
         self._buffer = piece[offset:] + self._buffer
-        self._parse = _Parse.DONE
+        self._parse = _DONE
         if self._resume is not None:
             # The server did not switch and the request announced a body: a stand-in
             # head makes llhttp read that body as it would any other.
             resume, self._resume = self._resume, None
             self._stand_in = True
-            self._parse = _Parse.IDLE
+            self._parse = _IDLE
             self._parser.feed_data(resume)
 
     def _stop(self, error: WireError) -> None:
-        self._parse = _Parse.STOPPED
+        self._parse = _STOPPED
         self._events.append(error)
 
     def _next_event(self) -> RequestHead | bytes | BodyEvent | WireError | None:
         events = self._events
         while not events:
             if not self._buffer:
-                if self._eof and self._parse is not _Parse.STOPPED:
+                if self._eof and self._parse is not _STOPPED:
                     self._at_eof()
                     continue
                 return None
@@ -314,10 +324,10 @@ class HttptoolsWire(Wire):
 
     def _at_eof(self) -> None:
         parse = self._parse
-        self._parse = _Parse.STOPPED
-        if parse is _Parse.HEAD:
+        self._parse = _STOPPED
+        if parse is _HEAD:
             self._events.append(WireError(400, "Bad request: the client closed mid-head"))
-        elif parse is _Parse.LENGTH or parse is _Parse.CHUNKED:
+        elif parse is _LENGTH or parse is _CHUNKED:
             self._events.append(
                 WireError(400, "Malformed request body: the client closed before its end")
             )
@@ -326,24 +336,26 @@ class HttptoolsWire(Wire):
 
     @property
     def has_partial_head(self) -> bool:
-        return self._their is _Side.IDLE and (bool(self._buffer) or self._parse is _Parse.HEAD)
+        return self._their is _S_IDLE and (bool(self._buffer) or self._parse is _HEAD)
 
     def next_head(self) -> RequestHead | None:
-        if self._their is not _Side.IDLE:
+        if self._their is not _S_IDLE:
             raise EOFError
+        if not self._events and not self._buffer and not self._eof:
+            return None  # nothing received yet
         event = self._next_event()
         if event is None:
             if self._eof:
                 raise EOFError
             return None
-        if isinstance(event, WireError):
-            self._their = _Side.ERROR
+        if type(event) is not RequestHead:
+            assert isinstance(event, WireError)
+            self._their = _S_ERROR
             self.close_after = True
             raise event
-        assert isinstance(event, RequestHead)
         self._method = event.method
         self._version = version = event.http_version
-        self._their = _Side.SEND_BODY
+        self._their = _S_BODY
         fields = event.headers
         connection, expect = self._saw_connection, self._saw_expect
         # h11's rules: HTTP/1.0 is never kept alive; RFC 9110 §10.1.1: an HTTP/1.0
@@ -363,8 +375,8 @@ class HttptoolsWire(Wire):
                 # h11's rule (llhttp takes any list ending in chunked): RFC 9112 §6.1.
                 raise WireError(501, "Bad request: Only Transfer-Encoding: chunked is supported")
         except WireError:
-            self._their = _Side.ERROR
-            self._parse = _Parse.STOPPED
+            self._their = _S_ERROR
+            self._parse = _STOPPED
             self.close_after = True
             raise
         self._body_left = -1 if chunked else self.declared_length or 0
@@ -379,26 +391,26 @@ class HttptoolsWire(Wire):
             self._fed_upgrade(b"", 0)
         elif self._events and self._events[0] is _END:
             self._events.popleft()
-            self._their = _Side.DONE
-        elif self._parse is _Parse.LENGTH and chunked:
-            self._parse = _Parse.CHUNKED
+            self._their = _S_DONE
+        elif self._parse is _LENGTH and chunked:
+            self._parse = _CHUNKED
         return event
 
     @property
     def body_pending(self) -> bool:
-        return self._their is _Side.SEND_BODY
+        return self._their is _S_BODY
 
     def next_body_event(self) -> bytes | BodyEvent:
-        if self._their is not _Side.SEND_BODY:
+        if self._their is not _S_BODY:
             return _END
         event = self._next_event()
         if event is None:
             return BodyEvent.NEED_DATA
         if event is _END:
-            self._their = _Side.DONE
+            self._their = _S_DONE
             return _END
         if isinstance(event, WireError):
-            self._their = _Side.ERROR
+            self._their = _S_ERROR
             self.close_after = True
             raise event
         if isinstance(event, RequestHead):  # cannot happen: a body ends before a head
@@ -416,14 +428,14 @@ class HttptoolsWire(Wire):
 
     @property
     def response_started(self) -> bool:
-        return self._our is not _Side.IDLE
+        return self._our is not _S_IDLE
 
     @property
     def broken(self) -> bool:
-        return self._our is _Side.ERROR
+        return self._our is _S_ERROR
 
     def _send_failed(self) -> None:
-        self._our = _Side.ERROR
+        self._our = _S_ERROR
 
     async def send_continue(self) -> None:
         self._continue_sent = True
@@ -454,7 +466,7 @@ class HttptoolsWire(Wire):
                 if pair[0] == b"connection":
                     connection = True
         except InvalidResponse:
-            self._our = _Side.ERROR  # as h11 is after a LocalProtocolError
+            self._our = _S_ERROR  # as h11 is after a LocalProtocolError
             raise
         if not self._keep_alive or need_close:
             # h11 rewrites Connection as one title-cased field per token, at the end.
@@ -480,7 +492,7 @@ class HttptoolsWire(Wire):
         if body and self.body_allowed(status):
             data += body
             self.body_bytes = len(body)
-        self._our = _Side.DONE
+        self._our = _S_DONE
         self.head_sent = True
         await self._send(data)
 
@@ -505,19 +517,19 @@ class HttptoolsWire(Wire):
             framing = Framing.NONE
         head = self._head(status, headers, need_close=need_close)
         self.framing = framing
-        self._our = _Side.SEND_BODY if framing is not Framing.NONE else _Side.DONE
+        self._our = _S_BODY if framing is not Framing.NONE else _S_DONE
         self.head_sent = True
         await self._send(head)
         return framing
 
     async def end_body(self) -> None:
-        if self.broken or self._our is not _Side.SEND_BODY:
+        if self.broken or self._our is not _S_BODY:
             return
         if self.framing is Framing.LENGTH and self._remaining:
             raise ValueError(
                 f"the streamed body ended {self._remaining} bytes short of its Content-Length"
             )
-        self._our = _Side.DONE
+        self._our = _S_DONE
         if self.framing is Framing.CHUNKED:
             await self._send(b"0\r\n\r\n")  # RFC 9112 §7.1: last-chunk, no trailers
 
@@ -528,20 +540,23 @@ class HttptoolsWire(Wire):
         return (
             not self.close_after
             and self._keep_alive
-            and self._our is _Side.DONE
-            and self._their is _Side.DONE
+            and self._our is _S_DONE
+            and self._their is _S_DONE
         )
 
     def start_next_cycle(self) -> None:
-        super().start_next_cycle()
-        self._their = self._our = _Side.IDLE
+        # (The seam's resets, inline: this runs once per request.)
+        self.framing = Framing.NONE
+        self.body_bytes = 0
+        self.head_sent = False
+        self._their = self._our = _S_IDLE
         self._upgraded = False
-        if self._parse is _Parse.DONE:
-            self._parse = _Parse.IDLE
+        if self._parse is _DONE:
+            self._parse = _IDLE
 
     @property
     def client_may_still_send(self) -> bool:
-        return self._their in (_Side.SEND_BODY, _Side.ERROR) and not self.broken
+        return self._their in (_S_BODY, _S_ERROR) and not self.broken
 
     @property
     def their_http_version(self) -> bytes | None:
