@@ -107,9 +107,19 @@ class HTTPConnection:
         wire = self.wire
         first = True
         while True:
-            head = await self._read_head(first)
-            if head is None:
+            # A head already here (pipelined, or read without waiting) is taken at once;
+            # only waiting for one needs _read_head's deadlines.
+            try:
+                head = wire.next_head()
+            except WireError as error:
+                await self._refuse(error.status, error.message)
                 return
+            except EOFError:
+                return
+            if head is None:
+                head = await self._read_head(first)
+                if head is None:
+                    return
             first = False
             exchange = self.exchange = Exchange(self, head)
             await exchange.run()
@@ -140,10 +150,6 @@ class HTTPConnection:
                     return None
                 if head is not None:
                     return head
-                if wire.receive_ready():
-                    # The bytes were already here (a busy server usually finds the next
-                    # request waiting): no wait, so no cancel scope.
-                    continue
                 if waiting_idle:
                     if self.state.shutting_down.is_set():
                         return None

@@ -181,6 +181,10 @@ class Wire(abc.ABC):
     def next_head(self) -> RequestHead | None:
         """The next request head if one is complete; None if more bytes are needed.
 
+        When the parser has nothing left, what the client sent already is read first
+        (:meth:`receive_ready`: a busy server usually finds the next request waiting,
+        and then needs neither a wait nor its cancel scope).
+
         Raises WireError for a head that must be refused (the answer's status in it),
         and EOFError when the client closed instead of sending one.
         """
@@ -232,11 +236,18 @@ class Wire(abc.ABC):
         """Record that a write did not complete (the framing is lost)."""
 
     async def _send(self, data: bytes) -> None:
+        sock = self._socket
         try:
-            if self._socket is None:
+            if sock is None:
                 await self.stream.send_all(data)
             else:
-                await sockio.send_all(self._socket, data)
+                # sockio.send_all, one frame shallower (a response is usually one send).
+                try:
+                    sent = await sock.send(data)
+                except OSError as exc:
+                    raise sockio.translate(exc) from exc
+                if sent < len(data):
+                    await sockio.send_all(sock, memoryview(data)[sent:])
         except BaseException:
             # Some unknown part of ``data`` may be out: the framing is lost, and the
             # connection is broken from now on.

@@ -114,7 +114,7 @@ class H11Wire(Wire):
         return bool(self._head_bytes)
 
     def next_head(self) -> RequestHead | None:
-        if self._starved:
+        if self._starved and not self.receive_ready():
             return None
         try:
             event = self._h11.next_event()

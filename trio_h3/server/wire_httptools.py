@@ -341,7 +341,7 @@ class HttptoolsWire(Wire):
     def next_head(self) -> RequestHead | None:
         if self._their is not _S_IDLE:
             raise EOFError
-        if not self._events and not self._buffer and not self._eof:
+        if not self._events and not self._buffer and not self._eof and not self.receive_ready():
             return None  # nothing received yet
         event = self._next_event()
         if event is None:
