@@ -44,6 +44,7 @@ from __future__ import annotations
 import re
 
 from ..types import RequestHead
+from ..utils.proxy import PROXY_NAMES
 
 __all__: list[str] = []
 
@@ -137,11 +138,12 @@ def check_raw_head(raw: bytes | bytearray) -> None:
 
 def check_head(
     head: RequestHead, raw: bytes | bytearray, max_header_size: int, max_target_size: int
-) -> tuple[int | None, bool]:
+) -> tuple[int | None, bool, bool]:
     """Raise :class:`WireError` unless ``head`` may be served (see the module docstring).
 
     ``raw`` is the head as received (empty when unknown), for what parsing folds away.
-    Returns the declared ``Content-Length`` (if any) and whether the body is chunked.
+    Returns the declared ``Content-Length`` (if any), whether the body is chunked, and
+    whether any proxy header (``X-Forwarded-*``, ``Forwarded``) is present.
     """
     version = head.http_version
     if version != b"1.1" and version != b"1.0":
@@ -158,7 +160,7 @@ def check_head(
     size = line + 14  # " ", " HTTP/1.1\r\n", "\r\n"
     hosts = 0
     length: bytes | None = None
-    transfer = False
+    transfer = proxied = False
     for name, value in head.headers:
         size += len(name) + len(value) + 4  # ": " and "\r\n"
         if name == b"host":
@@ -173,6 +175,8 @@ def check_head(
             length = value
         elif name == b"transfer-encoding":
             transfer = True
+        elif name in PROXY_NAMES:
+            proxied = True
     if size > max_header_size:
         raise WireError(431, "Request header fields too large")
     if hosts > 1:
@@ -190,8 +194,8 @@ def check_head(
         values += [v for n, v in head.headers if n == b"content-length"]
         if len(values) > 1 + bool(raw) or any(b"," in v for v in values):
             raise WireError(400, "More than one Content-Length")
-        return int(length), False
-    return None, transfer
+        return int(length), False, proxied
+    return None, transfer, proxied
 
 
 class ChunkLines:

@@ -77,9 +77,9 @@ class Exchange:
         self.wire = connection.wire
         self.head = head
         client, scheme, host = connection.client, connection.scheme, None
-        if connection.peer_trusted:
-            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy); a
-            # request without any proxy header costs one pass over its names.
+        if connection.peer_trusted and connection.wire.proxied:
+            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy); the
+            # head checks noted whether it said anything at all.
             assert self.state.trusted_proxies is not None
             said = proxy.forwarded(head.headers, self.state.trusted_proxies)
             if said is not None:
@@ -170,7 +170,10 @@ class Exchange:
     async def _respond_complete(self, response: Response) -> None:
         """A plain :class:`Response` (what a handler's value becomes): hooks, then one write."""
         try:
-            if not self._run_head_hooks(response):
+            try:
+                self.event.run_head_hooks(response)
+            except Exception as exc:
+                logger.error("a before_head hook failed on %s", self.describe(), exc_info=exc)
                 self.status = 500
                 response = error_response(HTTPError(500, "Internal Server Error"))
             await self.wire.send_response(
@@ -277,6 +280,8 @@ class Exchange:
         wire = self.wire
         if wire.close_after or self.state.shutting_down.is_set():
             return True
+        if self._body is None and not wire.body_pending:
+            return False  # the usual request: no body, nothing left unread
         if not wire.body_pending or (self._body is not None and self._body.done):
             return False
         # A body nobody will read: one the client waits to be invited to send, or one

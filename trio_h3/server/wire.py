@@ -111,6 +111,8 @@ class Wire(abc.ABC):
         self.close_after = False
         #: The current request's declared Content-Length, if any.
         self.declared_length: int | None = None
+        #: Whether the current request carries any proxy header (X-Forwarded-*, Forwarded).
+        self.proxied = False
         self._method = b""
         self._expects_continue = False
         self._continue_sent = False

@@ -136,7 +136,7 @@ class H11Wire(Wire):
         self._expects_continue = self._h11.they_are_waiting_for_100_continue
         self._continue_sent = False
         try:
-            self.declared_length, chunked = check_head(
+            self.declared_length, chunked, self.proxied = check_head(
                 head, raw, self.max_header_size, self.max_target_size
             )
             check_raw_head(raw)

@@ -368,7 +368,7 @@ class HttptoolsWire(Wire):
         )
         self._continue_sent = False
         try:
-            self.declared_length, chunked = check_head(
+            self.declared_length, chunked, self.proxied = check_head(
                 event, b"", self.max_header_size, self.max_target_size
             )
             if chunked and _comma_values(fields, b"transfer-encoding") != [b"chunked"]:
@@ -489,7 +489,7 @@ class HttptoolsWire(Wire):
             # HEAD: the length the GET body would have (RFC 9110 §9.3.2), no body.
             headers.append((b"content-length", b"%d" % len(body)))
         data = self._head(status, headers)
-        if body and self.body_allowed(status):
+        if body and self._method != b"HEAD" and status not in NO_CONTENT:
             data += body
             self.body_bytes = len(body)
         self._our = _S_DONE
