@@ -40,6 +40,19 @@ _LINGER_SECONDS = 1.0
 class HTTPConnection:
     """Serves one client connection until it closes, times out or the server stops."""
 
+    __slots__ = (
+        "_handed_off",
+        "client",
+        "exchange",
+        "idle_scope",
+        "opened",
+        "peer_trusted",
+        "scheme",
+        "server",
+        "state",
+        "wire",
+    )
+
     def __init__(
         self,
         stream: trio.abc.Stream,

@@ -89,6 +89,25 @@ class Framing(enum.Enum):
 class Wire(abc.ABC):
     """One connection's bytes (see the module docstring); a backend fills in the parser."""
 
+    # Slots: a wire lives as long as its connection (an idle SSE stream's included).
+    __slots__ = (
+        "_continue_sent",
+        "_expects_continue",
+        "_fd",
+        "_method",
+        "_remaining",
+        "_socket",
+        "body_bytes",
+        "close_after",
+        "declared_length",
+        "framing",
+        "head_sent",
+        "max_header_size",
+        "max_target_size",
+        "proxied",
+        "stream",
+    )
+
     def __init__(
         self, stream: trio.abc.Stream, *, max_header_size: int, max_target_size: int
     ) -> None:

@@ -74,6 +74,8 @@ def verdict(
 class H11Wire(Wire):
     """h11 over one Trio stream (see the module docstring)."""
 
+    __slots__ = ("_chunk_error", "_chunks", "_h11", "_head_bytes", "_starved")
+
     def __init__(
         self, stream: trio.abc.Stream, *, max_header_size: int, max_target_size: int
     ) -> None:

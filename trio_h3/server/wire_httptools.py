@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import deque
 from http import HTTPStatus
 
 import httptools
@@ -151,6 +150,27 @@ def _refusal(
 class HttptoolsWire(Wire):
     """llhttp over one Trio stream (see the module docstring)."""
 
+    __slots__ = (
+        "_body_left",
+        "_buffer",
+        "_eof",
+        "_events",
+        "_fields",
+        "_keep_alive",
+        "_our",
+        "_parse",
+        "_parser",
+        "_partial",
+        "_resume",
+        "_saw_connection",
+        "_saw_expect",
+        "_stand_in",
+        "_their",
+        "_upgraded",
+        "_url",
+        "_version",
+    )
+
     def __init__(
         self, stream: trio.abc.Stream, *, max_header_size: int, max_target_size: int
     ) -> None:
@@ -158,7 +178,9 @@ class HttptoolsWire(Wire):
         self._parser = httptools.HttpRequestParser(self)
         self._buffer = b""  # received, not yet fed to llhttp
         self._eof = False
-        self._events: deque[RequestHead | bytes | BodyEvent | WireError] = deque()
+        # A list, not a deque: it holds one to three events (a deque's block is 0.5 KiB,
+        # per connection).
+        self._events: list[RequestHead | bytes | BodyEvent | WireError] = []
         self._parse = _IDLE
         self._body_left = 0  # of a Content-Length body being fed
         self._partial = b""  # the fed bytes of a head still incomplete
@@ -320,7 +342,7 @@ class HttptoolsWire(Wire):
             self._pump()
             if not events and len(self._buffer) == before:
                 return None  # nothing more can be fed now (a message is complete)
-        return events.popleft()
+        return events.pop(0)
 
     def _at_eof(self) -> None:
         parse = self._parse
@@ -382,7 +404,7 @@ class HttptoolsWire(Wire):
         self._body_left = -1 if chunked else self.declared_length or 0
         if self._upgraded and self._body_left:
             if self._events and self._events[0] is _END:
-                self._events.popleft()  # llhttp's end of the upgrade, not of its body
+                self._events.pop(0)  # llhttp's end of the upgrade, not of its body
             self._resume = (
                 b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                 if chunked
@@ -390,7 +412,7 @@ class HttptoolsWire(Wire):
             )
             self._fed_upgrade(b"", 0)
         elif self._events and self._events[0] is _END:
-            self._events.popleft()
+            self._events.pop(0)
             self._their = _S_DONE
         elif self._parse is _LENGTH and chunked:
             self._parse = _CHUNKED
