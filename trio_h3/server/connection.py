@@ -106,8 +106,37 @@ class HTTPConnection:
         """Serve requests until the connection is done; always closes the stream."""
         # except*: errors can leave a stream nursery wrapped in an ExceptionGroup. A
         # client that vanished is routine (debug); anything else is our bug (error).
+        # (The request loop is here, not in a method of its own: a connection's frames
+        # live as long as it does, an idle SSE stream's included.)
+        wire = self.wire
+        first = True
         try:
-            await self._serve()
+            while True:
+                # A head already here (pipelined, or read without waiting) is taken at
+                # once; only waiting for one needs _read_head's deadlines.
+                try:
+                    head = wire.next_head()
+                except WireError as error:
+                    await self._refuse(error.status, error.message)
+                    return
+                except EOFError:
+                    return
+                if head is None:
+                    head = await self._read_head(first)
+                    if head is None:
+                        return
+                first = False
+                exchange = self.exchange = Exchange(self, head)
+                await exchange.run()
+                self.exchange = None
+                if exchange.handed_off:
+                    self._handed_off = True
+                    return
+                if not wire.reusable:
+                    return
+                wire.start_next_cycle()
+                if self.state.shutting_down.is_set():
+                    return
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             logger.debug("client %s went away", self.client)
         except* Exception as group:
@@ -115,36 +144,6 @@ class HTTPConnection:
         finally:
             if not self._handed_off:
                 await self._close()
-
-    async def _serve(self) -> None:
-        wire = self.wire
-        first = True
-        while True:
-            # A head already here (pipelined, or read without waiting) is taken at once;
-            # only waiting for one needs _read_head's deadlines.
-            try:
-                head = wire.next_head()
-            except WireError as error:
-                await self._refuse(error.status, error.message)
-                return
-            except EOFError:
-                return
-            if head is None:
-                head = await self._read_head(first)
-                if head is None:
-                    return
-            first = False
-            exchange = self.exchange = Exchange(self, head)
-            await exchange.run()
-            self.exchange = None
-            if exchange.handed_off:
-                self._handed_off = True
-                return
-            if not wire.reusable:
-                return
-            wire.start_next_cycle()
-            if self.state.shutting_down.is_set():
-                return
 
     async def _read_head(self, first: bool) -> RequestHead | None:
         options = self.state.options

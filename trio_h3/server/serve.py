@@ -23,6 +23,7 @@ A shutdown that completes in time returns normally (status 0 from the CLI).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import signal
@@ -148,10 +149,9 @@ class Server:
                         await trio.sleep(0.1)
                         continue
                     raise
-                nursery.start_soon(self._handle_accepted, stream, scheme)
-
-    async def _handle_accepted(self, stream: trio.abc.Stream, scheme: str) -> None:
-        await self.handle_stream(stream, scheme=scheme)
+                # handle_stream itself (no wrapper coroutine: its frame would live as
+                # long as the connection).
+                nursery.start_soon(functools.partial(self.handle_stream, stream, scheme=scheme))
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if self.options.ssl_certfile is None:
