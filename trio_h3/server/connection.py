@@ -135,7 +135,7 @@ class HTTPConnection:
                 if not wire.reusable:
                     return
                 wire.start_next_cycle()
-                if self.state.shutting_down.is_set():
+                if self.state.stopping:
                     return
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             logger.debug("client %s went away", self.client)

@@ -278,7 +278,7 @@ class Exchange:
     def _closes(self) -> bool:
         """Whether this response must end the connection (and so say ``close``)."""
         wire = self.wire
-        if wire.close_after or self.state.shutting_down.is_set():
+        if wire.close_after or self.state.stopping:
             return True
         if self._body is None and not wire.body_pending:
             return False  # the usual request: no body, nothing left unread

@@ -109,7 +109,7 @@ class Server:
     async def shutdown(self, connections: trio.Nursery) -> None:
         """Graceful shutdown of every connection in ``connections`` (see module docstring)."""
         state = self.state
-        state.shutting_down.set()
+        state.begin_shutdown()
         for connection in list(state.connections):
             if connection.idle_scope is not None:
                 connection.idle_scope.cancel()

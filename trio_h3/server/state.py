@@ -38,6 +38,8 @@ class ServerState:
         self.shutdown_reason: str | None = None
         #: Set once a graceful shutdown begins; streams and WebSockets watch it.
         self.shutting_down = trio.Event()
+        #: The same as a plain flag, for the per-request checks (see begin_shutdown).
+        self.stopping = False
         #: Open connections (their ``describe()`` is logged if a forced exit leaves them).
         self.connections: set[Any] = set()
         self.streams: set[Stream] = set()
@@ -67,6 +69,11 @@ class ServerState:
         self._date_second = -1
         self._date_value = b""
         self._date_pair = (b"date", b"")
+
+    def begin_shutdown(self) -> None:
+        """The graceful shutdown begins: ``shutting_down`` is set (and ``stopping``)."""
+        self.stopping = True
+        self.shutting_down.set()
 
     def request_shutdown(self, why: str) -> None:
         """Ask for a graceful shutdown (idempotent)."""

@@ -88,6 +88,8 @@ _REQUEST_LINE = re.compile(
 # h11's request-line (its _abnf.request_line: method SP 1*VCHAR SP HTTP-version).
 _H11_REQUEST_LINE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A field line without its CRLF (RFC 9112 §5: field-name ":" OWS field-value OWS).
+_JOIN_PAIR = b": ".join
 
 
 def _status_line(status: int) -> bytes:
@@ -500,7 +502,7 @@ class HttptoolsWire(Wire):
             self._keep_alive = False
         elif connection and b"close" in _comma_values(headers, b"connection"):
             self._keep_alive = False  # our own close: h11 leaves the field as it is
-        return line + b"\r\n".join([b": ".join(pair) for pair in headers]) + b"\r\n\r\n"
+        return line + b"\r\n".join(map(_JOIN_PAIR, headers)) + b"\r\n\r\n"
 
     async def send_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
