@@ -271,14 +271,22 @@ class Wire(abc.ABC):
         try:
             if sock is None:
                 await self.stream.send_all(data)
-            else:
-                # sockio.send_all, one frame shallower (a response is usually one send).
+            elif self._fd >= 0:
+                # The usual response fits the socket buffer: one write(2), then the
+                # checkpoint trio's send would have made (cancellation and scheduling),
+                # without its wrappers; what does not fit goes through trio (waits).
                 try:
-                    sent = await sock.send(data)
+                    sent = os.write(self._fd, data)
+                except BlockingIOError:
+                    sent = 0
                 except OSError as exc:
                     raise sockio.translate(exc) from exc
                 if sent < len(data):
                     await sockio.send_all(sock, memoryview(data)[sent:])
+                else:
+                    await trio.lowlevel.checkpoint()
+            else:
+                await sockio.send_all(sock, data)
         except BaseException:
             # Some unknown part of ``data`` may be out: the framing is lost, and the
             # connection is broken from now on.
