@@ -272,9 +272,12 @@ class Wire(abc.ABC):
             if sock is None:
                 await self.stream.send_all(data)
             elif self._fd >= 0:
-                # The usual response fits the socket buffer: one write(2), then the
-                # checkpoint trio's send would have made (cancellation and scheduling),
-                # without its wrappers; what does not fit goes through trio (waits).
+                # The usual response fits the socket buffer: one write(2) between the
+                # two halves of the checkpoint trio's send makes (a cancel point before,
+                # so a cancelled write writes nothing; a schedule point after, which
+                # cannot raise, so a write that happened is never reported as failed),
+                # without its wrappers. What does not fit goes through trio (waits).
+                await trio.lowlevel.checkpoint_if_cancelled()
                 try:
                     sent = os.write(self._fd, data)
                 except BlockingIOError:
@@ -284,7 +287,7 @@ class Wire(abc.ABC):
                 if sent < len(data):
                     await sockio.send_all(sock, memoryview(data)[sent:])
                 else:
-                    await trio.lowlevel.checkpoint()
+                    await trio.lowlevel.cancel_shielded_checkpoint()
             else:
                 await sockio.send_all(sock, data)
         except BaseException:
