@@ -125,6 +125,14 @@ class HTTPConnection:
                     head = await self._read_head(first)
                     if head is None:
                         return
+                else:
+                    # A schedule point before serving a head that was already here, as
+                    # trio's own receive makes after every read: without it, connections
+                    # that found their next request waiting ran ahead of those woken from
+                    # epoll (wrk -c64, p99: 64 ms on h11, 4.9 ms on httptools; with it, 15
+                    # and 3.4 ms, and httptools serves a third more requests: the others'
+                    # requests have arrived by the time each task comes round again).
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 first = False
                 exchange = self.exchange = Exchange(self, head)
                 await exchange.run()
