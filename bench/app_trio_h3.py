@@ -1,7 +1,7 @@
 """The benchmark app written with trio-h3: the same routes as bench/bare_server.py.
 
-    GET /              text/plain "Hello from trio-h3!"
-    GET /users/:id     application/json {"id": ..., "name": "Ada"}
+    GET /              text/plain "Hello, World!" (the shared limit server's body)
+    GET /users/:id     application/json {"id": ...} (likewise)
     GET /sse           SSE flood, callback form (event.start_sse + set_stream_callback)
     GET /sse-inline    SSE flood, inline form (async with event.sse() as writer)
     GET /idle          idle SSE stream, callback form, heartbeat off
@@ -12,7 +12,7 @@
     GET /stats         {"active": n}: live stream callbacks / inline blocks (try/finally)
     WS  /echo          WebSocket echo
 
-Run: PYTHONPATH=. python bench/app_trio_h3.py --port 8002
+Run: PYTHONPATH=. python bench/app_trio_h3.py --port 8002 [--http auto|h11|httptools]
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ class Stats:
 
 @app.get("/")
 async def index(event: H3Event) -> str:
-    return "Hello from trio-h3!"
+    return "Hello, World!"
 
 
 @app.get("/users/:id")
 async def get_user(event: H3Event) -> dict[str, Any]:
-    return {"id": event.params["id"], "name": "Ada"}
+    return {"id": event.params["id"]}
 
 
 @app.get("/stats")
@@ -148,12 +148,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--http", default="auto", help="the parser backend (ServeOptions.http)")
     options = parser.parse_args()
     raise_nofile()
     # A shell may start us with SIGINT ignored; the harness stops servers with SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        run = functools.partial(serve, app, host=options.host, port=options.port, access_log=False)
+        run = functools.partial(
+            serve, app, host=options.host, port=options.port, access_log=False, http=options.http
+        )
         trio.run(run)
     except* KeyboardInterrupt:
         pass  # SIGINT from the harness is the normal way to stop

@@ -1,10 +1,22 @@
-"""HTTP benchmark: requests/s for GET / and GET /users/42, trio-h3 vs bare trio + h11.
+"""HTTP benchmark: requests/s and p99 latency for GET / and GET /users/42 with wrk.
 
-Servers run pinned to core 0, wrk pinned to core 1 (`wrk -t1 -c64 -d10s`, keep-alive).
-Every round measures bare, then trio-h3, then bare again (to see drift), for each route;
-rounds are interleaved and the median is reported with the ratio trio-h3 / bare.
+Servers, each pinned to core 0 while ``wrk -t1 -c64 --latency`` runs on core 1
+(keep-alive), every one answering with the same bodies and header set:
 
-Run: python bench/http_bench.py [--rounds 3] [--duration 10] [--connections 64]
+- ``bare``: the shared reference, ``/work/shared/bench/limit_trio_h11.py`` (trio + h11,
+  no framework, heads written through h11): the ratios are against it;
+- ``trio-h3 h11`` and ``trio-h3 httptools``: ``bench/app_trio_h3.py --http ...``;
+- ``uvicorn``: Starlette on Uvicorn with httptools and uvloop
+  (``bench/app_starlette_http.py``), from a virtualenv of its own (``--venv``, default
+  /tmp/bench-venv, made or completed with pip: a bench-only dependency, never ours).
+
+Every round measures bare, the others, then bare again, for each route; rounds are
+interleaved and medians reported. Targets (issue 13): h11 >= 0.80x bare on both routes;
+httptools >= 2.5x on ``/`` and >= 2.0x on ``/users/42``, ahead of Uvicorn, with a lower
+p99 at 64 connections.
+
+Run: python bench/http_bench.py [--rounds 5] [--duration 10] [--connections 64]
+     (a smoke run: --rounds 1 --duration 2 --warmup 1)
 """
 
 from __future__ import annotations
@@ -15,8 +27,10 @@ import json
 import re
 import subprocess
 import sys
+import venv
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from _harness import (
     CLIENT_CORE,
@@ -38,27 +52,54 @@ from _harness import (
     write_json,
 )
 
+LIMIT_SERVER = "/work/shared/bench/limit_trio_h11.py"
+DEFAULT_VENV = Path("/tmp/bench-venv")
+PEER_PACKAGES = ["starlette", "uvicorn", "httptools", "uvloop"]
 ROUTES = ["/", "/users/42"]
 EXPECTED = {
-    "/": (b"Hello from trio-h3!", "text/plain"),
-    "/users/42": (b'{"id": "42", "name": "Ada"}', "application/json"),
+    "/": (b"Hello, World!", "text/plain"),
+    "/users/42": (b'{"id":"42"}', "application/json"),
 }
-TARGET = 0.80
+#: server -> route -> the ratio to bare it must reach (None: reported only).
+TARGETS: dict[str, dict[str, float | None]] = {
+    "trio-h3 h11": {"/": 0.80, "/users/42": 0.80},
+    "trio-h3 httptools": {"/": 2.5, "/users/42": 2.0},
+    "uvicorn": {"/": None, "/users/42": None},
+}
 
 
 @dataclass
 class WrkResult:
     requests_per_s: float
+    p99_ms: float
     errors: str
     server_cpu_us_per_request: float = float("nan")
     steal: float = 0.0
     other_load: float = 0.0
 
 
+def ensure_peer_venv(path: Path) -> str | None:
+    """The venv's python with Starlette, Uvicorn, httptools and uvloop (installed if
+    missing, into that venv only); None if it cannot be had."""
+    python = path / "bin" / "python"
+    probe = "import starlette, uvicorn, httptools, uvloop"
+    try:
+        if not python.exists():
+            log(f"creating {path} (venv)...")
+            venv.create(path, with_pip=True)
+        if subprocess.run([python, "-c", probe], capture_output=True).returncode != 0:
+            log(f"installing {', '.join(PEER_PACKAGES)} into {path} (pip)...")
+            subprocess.run([python, "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log(f"uvicorn not measured: {exc}")
+        return None
+    return str(python)
+
+
 def measure(
     wrk: str, server: ServerProcess, path: str, duration: float, connections: int
 ) -> WrkResult:
-    """One wrk run against `server`, with the server's CPU time per request."""
+    """One wrk run against ``server``, with the server's CPU time per request."""
 
     def once() -> WrkResult:
         cpu_before = server.cpu_seconds()
@@ -74,23 +115,29 @@ def measure(
     return result
 
 
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
 def run_wrk(wrk: str, port: int, path: str, duration: float, connections: int) -> WrkResult:
     cmd = [
         "taskset", "-c", str(CLIENT_CORE), wrk, "-t1", f"-c{connections}", f"-d{duration:g}s",
-        f"http://{HOST}:{port}{path}",
+        "--latency", f"http://{HOST}:{port}{path}",
     ]  # fmt: skip
     out = subprocess.run(
         cmd, capture_output=True, text=True, timeout=duration + 60, check=True
     ).stdout
     match = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    if not match:
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    if not match or not p99:
         raise RuntimeError(f"cannot parse wrk output:\n{out}")
     errors = []
     for pattern in (r"Socket errors:[^\n]*", r"Non-2xx or 3xx responses:[^\n]*"):
         found = re.search(pattern, out)
         if found:
             errors.append(found.group(0).strip())
-    return WrkResult(float(match.group(1)), "; ".join(errors))
+    return WrkResult(
+        float(match.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], "; ".join(errors)
+    )
 
 
 def check_responses(servers: dict[str, ServerProcess]) -> None:
@@ -114,7 +161,7 @@ def check_responses(servers: dict[str, ServerProcess]) -> None:
                 if needed not in headers:
                     problems.append(f"no {needed} header")
             note = "ok" if not problems else "MISMATCH: " + ", ".join(problems)
-            log(f"  {name:8} GET {path:10} -> {status} headers={sorted(headers)} {note}")
+            log(f"  {name:18} GET {path:10} -> {status} headers={sorted(headers)} {note}")
 
 
 def main() -> int:
@@ -123,7 +170,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk warm-up")
-    parser.add_argument("--bare-only", action="store_true", help="skip trio-h3")
+    parser.add_argument("--bare-only", action="store_true", help="skip trio-h3 and uvicorn")
+    parser.add_argument("--no-uvicorn", action="store_true", help="skip the Uvicorn peer")
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the Uvicorn venv")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
@@ -132,11 +181,19 @@ def main() -> int:
     have_h3, why = (False, "--bare-only") if args.bare_only else trio_h3_available()
     if not have_h3:
         log(f"trio-h3 not measured: {why}")
+    peer = None if args.bare_only or args.no_uvicorn else ensure_peer_venv(args.venv)
 
     with ExitStack() as stack:
-        servers = {"bare": stack.enter_context(run_server("bare", "bare_server.py"))}
+        servers = {"bare": stack.enter_context(run_server("bare", LIMIT_SERVER))}
         if have_h3:
-            servers["trio-h3"] = stack.enter_context(run_server("trio-h3", "app_trio_h3.py"))
+            for http in ("h11", "httptools"):
+                servers[f"trio-h3 {http}"] = stack.enter_context(
+                    run_server(f"trio-h3-{http}", "app_trio_h3.py", ["--http", http])
+                )
+        if peer is not None:
+            servers["uvicorn"] = stack.enter_context(
+                run_server("uvicorn", "app_starlette_http.py", python=peer)
+            )
         log("checking responses:")
         check_responses(servers)
 
@@ -145,91 +202,90 @@ def main() -> int:
             for path in ROUTES:
                 run_wrk(wrk, server.port, path, args.warmup, args.connections)
 
-        order = ["bare", "trio-h3", "bare"] if have_h3 else ["bare"]
-        samples: dict[tuple[str, str, int], list[float]] = {}
-        cpu_samples: dict[tuple[str, str], list[float]] = {}
+        others = [name for name in servers if name != "bare"]
+        order = ["bare", *others, "bare"]
+        samples: dict[tuple[str, str, int], list[WrkResult]] = {}
         errors: list[str] = []
         for round_no in range(1, args.rounds + 1):
             for path in ROUTES:
                 for position, name in enumerate(order):
                     result = measure(wrk, servers[name], path, args.duration, args.connections)
-                    samples.setdefault((name, path, position), []).append(result.requests_per_s)
-                    cpu_us = result.server_cpu_us_per_request
-                    cpu_samples.setdefault((name, path), []).append(cpu_us)
+                    key = (
+                        name,
+                        path,
+                        0 if position == 0 else 2 if position == len(order) - 1 else 1,
+                    )
+                    samples.setdefault(key, []).append(result)
                     flag = f"  [{result.errors}]" if result.errors else ""
                     if result.errors:
                         errors.append(f"{name} {path} round {round_no}: {result.errors}")
                     log(
-                        f"  round {round_no} GET {path:10} {name:8}"
-                        f" {result.requests_per_s:10.0f} req/s,"
-                        f" server CPU {cpu_us:6.1f} us/req, steal {result.steal:4.0%},"
-                        f" other load {result.other_load:.2f} cores{flag}"
+                        f"  round {round_no} GET {path:10} {name:18}"
+                        f" {result.requests_per_s:9.0f} req/s, p99 {result.p99_ms:7.2f} ms,"
+                        f" server CPU {result.server_cpu_us_per_request:6.1f} us/req,"
+                        f" steal {result.steal:4.0%}, other load {result.other_load:.2f}{flag}"
                     )
         for name, server in servers.items():
             if server.proc.poll() is not None:
                 errors.append(f"{name} server died: exit {server.proc.returncode}")
 
-    rows = []
-    results = {}
-    for path in ROUTES:
-        bare_before = samples[("bare", path, 0)]
-        all_bare = bare_before + samples.get(("bare", path, 2), [])
-        bare_med = median(all_bare)
-        bare_cpu = median(cpu_samples[("bare", path)])
-        row = [f"GET {path}", f"{median(bare_before):.0f}"]
-        entry: dict[str, object] = {"bare_req_s": all_bare, "bare_cpu_us_per_req": bare_cpu}
-        if have_h3:
-            h3 = samples[("trio-h3", path, 1)]
-            bare_after = samples[("bare", path, 2)]
-            r = ratio(median(h3), bare_med)
-            paired = paired_ratio(h3, bare_before, bare_after)
-            h3_cpu = median(cpu_samples[("trio-h3", path)])
-            row += [
-                f"{median(h3):.0f}",
-                f"{median(bare_after):.0f}",
-                f"{r:.2f}x",
-                f"{paired:.2f}x",
-                verdict(r, TARGET),
-                f"{bare_cpu:.1f} / {h3_cpu:.1f}",
-                f"{ratio(bare_cpu, h3_cpu):.2f}x",
-            ]
-            entry.update(
-                {
-                    "trio_h3_req_s": h3,
-                    "ratio": r,
-                    "paired_ratio": paired,
-                    "trio_h3_cpu_us_per_req": h3_cpu,
-                    "cpu_ratio": ratio(bare_cpu, h3_cpu),
-                }
-            )
-        rows.append(row)
-        results[path] = entry
-
-    headers = ["route", "bare req/s (before)"]
-    if have_h3:
-        headers += [
-            "trio-h3 req/s",
-            "bare req/s (after)",
-            "trio-h3/bare",
-            "paired",
-            f">= {TARGET}x",
-            "server CPU us/req bare / trio-h3",
-            "CPU bare/trio-h3",
-        ]
+    rows, results = report(samples, others, errors)
     log("")
     log(
-        f"HTTP requests/s, median of {args.rounds} rounds, wrk -t1 -c{args.connections}"
-        f" -d{args.duration:g}s (ratio against the median of all bare runs)"
+        f"HTTP, median of {args.rounds} rounds, wrk -t1 -c{args.connections} -d{args.duration:g}s"
+        " --latency (ratio: against the median of all bare runs)"
     )
+    headers = ["route", "server", "req/s", "vs bare", "paired", "target", "p99 ms", "CPU us/req"]
     log(table(headers, rows))
     log(
-        "  paired: median over rounds of trio-h3 / mean(bare before, bare after) in the same"
-        " round; CPU bare/trio-h3: server CPU time per request, bare divided by trio-h3"
+        "  paired: median over rounds of server / mean(bare before, bare after) in the same"
+        " round; CPU: the server process's CPU time per request"
     )
     for line in errors:
         log(f"  note: {line}")
     write_json(args.json, {"http": results, "errors": errors})
     return 0
+
+
+def report(
+    samples: dict[tuple[str, str, int], list[WrkResult]], others: list[str], notes: list[str]
+) -> tuple[list[list[str]], dict[str, object]]:
+    rows: list[list[str]] = []
+    results: dict[str, object] = {}
+    for path in ROUTES:
+        before = [r.requests_per_s for r in samples[("bare", path, 0)]]
+        after = [r.requests_per_s for r in samples[("bare", path, 2)]]
+        bare_all = samples[("bare", path, 0)] + samples[("bare", path, 2)]
+        bare = median([r.requests_per_s for r in bare_all])
+        bare_p99 = median([r.p99_ms for r in bare_all])
+        bare_cpu = median([r.server_cpu_us_per_request for r in bare_all])
+        rows.append([f"GET {path}", "bare", f"{bare:.0f}", "1.00x", "", "", f"{bare_p99:.2f}",
+                     f"{bare_cpu:.1f}"])  # fmt: skip
+        entry: dict[str, object] = {"bare_req_s": [r.requests_per_s for r in bare_all]}
+        medians: dict[str, tuple[float, float]] = {}
+        for name in others:
+            runs = samples[(name, path, 1)]
+            rate = median([r.requests_per_s for r in runs])
+            p99 = median([r.p99_ms for r in runs])
+            cpu = median([r.server_cpu_us_per_request for r in runs])
+            value = ratio(rate, bare)
+            paired = paired_ratio([r.requests_per_s for r in runs], before, after)
+            target = TARGETS.get(name, {}).get(path)
+            mark = f">= {target}x {verdict(value, target)}" if target is not None else ""
+            rows.append([f"GET {path}", name, f"{rate:.0f}", f"{value:.2f}x", f"{paired:.2f}x",
+                         mark, f"{p99:.2f}", f"{cpu:.1f}"])  # fmt: skip
+            medians[name] = (rate, p99)
+            entry[name] = {"req_s": [r.requests_per_s for r in runs], "ratio": value,
+                           "paired": paired, "p99_ms": p99, "cpu_us_per_req": cpu}  # fmt: skip
+        if "trio-h3 httptools" in medians and "uvicorn" in medians:
+            (ours, our_p99), (theirs, their_p99) = medians["trio-h3 httptools"], medians["uvicorn"]
+            notes.append(
+                f"GET {path}: httptools {ours:.0f} vs uvicorn {theirs:.0f} req/s "
+                f"({verdict(ours, theirs)}: ahead), p99 {our_p99:.2f} vs {their_p99:.2f} ms "
+                f"({verdict(our_p99, their_p99, higher_is_better=False)}: lower)"
+            )
+        results[path] = entry
+    return rows, results
 
 
 if __name__ == "__main__":

@@ -65,6 +65,12 @@ class Variant:
 
 BARE = "bare_server.py"
 H3 = "app_trio_h3.py"
+#: Extra arguments for trio-h3's server (``--http``: the parser backend).
+H3_ARGS: list[str] = []
+
+
+def server_args(script: str) -> list[str]:
+    return H3_ARGS if script == H3 else []
 
 
 # --------------------------------------------------------------------------------------
@@ -117,7 +123,7 @@ def servers_for(variants: list[Variant]) -> Iterator[dict[str, ServerProcess]]:
         for variant in variants:
             if variant.script not in procs:
                 procs[variant.script] = stack.enter_context(
-                    run_server(variant.server_name, variant.script)
+                    run_server(variant.server_name, variant.script, server_args(variant.script))
                 )
         yield procs
 
@@ -274,7 +280,7 @@ def close_all(socks: list[socket.socket], reset: bool = False) -> None:
 
 
 def measure_idle(variant: Variant, n: int) -> dict[str, float]:
-    with run_server(variant.server_name, variant.script) as server:
+    with run_server(variant.server_name, variant.script, server_args(variant.script)) as server:
         stats = KeepAliveClient(server.port)
         # Warm the code paths (imports, caches) before the baseline.
         close_all(open_many(server.port, variant.path, 50))
@@ -562,7 +568,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000, help="ttfb requests per route")
     parser.add_argument("--bare-only", action="store_true", help="skip trio-h3")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--http", default="auto", help="trio-h3's parser: auto, h11, httptools")
     args = parser.parse_args()
+    H3_ARGS[:] = ["--http", args.http]
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
 
     pin_self()

@@ -1,7 +1,15 @@
-"""Fixtures; what they hand out lives in helpers.py and redis_server.py."""
+"""Fixtures; what they hand out lives in helpers.py and redis_server.py.
+
+The parser backend: ``pytest --http httptools`` runs the whole suite on llhttp (the
+default is h11, the reference); it is passed on as ``$TRIO_H3_HTTP``, which every
+``TestClient`` and ``running_server`` (and child process) reads. The behaviour modules
+(the refusals, bodies, connections, responses, streams, upgrades) also take the
+``backend`` fixture, which runs each of their tests on both backends in every run.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +21,36 @@ from helpers import running_server as _running_server
 from redis_server import RedisServer
 
 from trio_h3 import Broadcast
+from trio_h3.testing.client import HTTP_ENV
 
 MakeHub = Callable[..., Broadcast[Any]]
+
+BACKENDS = ("h11", "httptools")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--http",
+        choices=BACKENDS,
+        default=None,
+        help="the parser backend for the whole suite (default: $TRIO_H3_HTTP, else h11)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--http")
+    if chosen is not None:
+        os.environ[HTTP_ENV] = chosen
+    else:
+        os.environ.setdefault(HTTP_ENV, "h11")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per parser backend (``pytestmark = usefixtures("backend")``)."""
+    name: str = request.param
+    monkeypatch.setenv(HTTP_ENV, name)
+    return name
 
 
 @pytest.fixture
@@ -37,22 +73,22 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """Run the test once per hub backend."""
+def hub_backend(request: pytest.FixtureRequest) -> str:
+    """Run the test once per hub backend (not ``backend``: that is the parser's)."""
     return str(request.param)
 
 
 @pytest.fixture
-def hub_clock(backend: str) -> trio.testing.MockClock | None:
+def hub_clock(hub_backend: str) -> trio.testing.MockClock | None:
     """MockClock (autojump) for the memory backend; real time against a real Redis,
     whose sockets an autojumping clock would time out."""
-    return trio.testing.MockClock(autojump_threshold=0) if backend == "memory" else None
+    return trio.testing.MockClock(autojump_threshold=0) if hub_backend == "memory" else None
 
 
 @pytest.fixture
-def make_hub(backend: str, request: pytest.FixtureRequest) -> MakeHub:
+def make_hub(hub_backend: str, request: pytest.FixtureRequest) -> MakeHub:
     """``make_hub(history=..., ...)``: a Broadcast on the test's backend (enter it)."""
-    if backend == "memory":
+    if hub_backend == "memory":
         return Broadcast
     server: RedisServer = request.getfixturevalue("redis_server")
 

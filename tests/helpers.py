@@ -1,7 +1,8 @@
 """What the tests share: one way to run a real server, one raw HTTP client.
 
 - :func:`running_server`: a real server (``Server(app, options).run()``, what ``serve``
-  does) on 127.0.0.1 port 0 for the length of an ``async with`` block, stopped
+  does; on the parser backend ``$TRIO_H3_HTTP`` names, see conftest.py) on 127.0.0.1
+  port 0 for the length of an ``async with`` block, stopped
   gracefully (and bounded) at its end; ``server.url``, ``server.port``, and
   ``server.server.state`` (connections, streams) for assertions.
 - Raw bytes, over a socket or a TestClient's in-memory stream: :func:`request_bytes`
@@ -35,6 +36,7 @@ import wsproto.events as wse
 from trio_websocket import CloseReason, ConnectionClosed
 
 from trio_h3 import H3, Address, Headers, ServeOptions, Server
+from trio_h3.testing.client import HTTP_ENV
 
 #: How long a test may spend with a real server before it counts as hung.
 SERVER_BOUND = 60.0
@@ -96,6 +98,9 @@ async def running_server(
     options.setdefault("host", "127.0.0.1")
     options.setdefault("port", 0)
     options.setdefault("access_log", False)
+    if HTTP_ENV in os.environ:
+        # The backend the run (or the test's ``backend`` fixture) chose.
+        options.setdefault("http", os.environ[HTTP_ENV])
     server = Server(app, ServeOptions.build(**options))
     trigger = trio.Event()
     stopped = trio.Event()

@@ -14,6 +14,9 @@ from trio.testing import MockClock
 from trio_h3 import H3, H3Event, HTTPError, StreamingResponse
 from trio_h3.testing import TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 LINE = re.compile(
     r'^(?P<client>\S+) - "(?P<method>\S+) (?P<target>\S+) HTTP/(?P<version>[\d.]+)" '
     r"(?P<status>\d{3}) (?P<bytes>\d+) (?P<ms>\d+\.\d)ms$"

@@ -10,6 +10,9 @@ from trio.testing import MockClock
 from trio_h3 import H3, H3Event, HTTPError
 from trio_h3.testing import TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def app(errors: list[int] | None = None) -> H3:
     def on_error(error: BaseException, event: H3Event) -> None:

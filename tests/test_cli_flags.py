@@ -117,6 +117,14 @@ def test_the_serve_flags_can_be_added_to_any_parser() -> None:
     assert given_options(args, flags) == {"port": 8000}
 
 
+def test_the_parser_backend_is_a_flag_with_its_three_choices() -> None:
+    _, given = parse("--http", "httptools")
+    assert options_for(None, given).http == "httptools"
+    assert parse()[1] == {}  # not given: the app's own choice (ServeOptions' "auto")
+    with pytest.raises(SystemExit):
+        parse("--http", "h2")
+
+
 # -- only the flags given override the app's own options ----------------------------------
 
 

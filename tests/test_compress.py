@@ -28,6 +28,9 @@ from trio_h3 import (
 )
 from trio_h3.testing import TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 TEXT = "trio-h3 compresses this line. " * 100  # 3,000 bytes of text
 
 

@@ -21,6 +21,9 @@ from helpers import RunServer, open_connection, request_bytes, reset
 
 from trio_h3 import H3, H3Event, UploadFile
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 CHUNK = 1024 * 1024
 
 

@@ -108,10 +108,10 @@ async def test_replay_has_no_gap_and_no_duplicate_under_racing_publishes(
 
 
 async def test_reset_on_trimmed_history_then_the_reset_id_resumes(
-    make_hub: MakeHub, backend: str, hub_clock: trio.testing.MockClock | None
+    make_hub: MakeHub, hub_backend: str, hub_clock: trio.testing.MockClock | None
 ) -> None:
     # Redis trims approximately (whole nodes of 100 entries): publish well past them.
-    history, count = (5, 20) if backend == "memory" else (5, 350)
+    history, count = (5, 20) if hub_backend == "memory" else (5, 350)
     async with make_hub(history=history) as hub:
         first = await hub.publish("t", 0)
         for n in range(1, count):
@@ -130,12 +130,12 @@ async def test_reset_on_trimmed_history_then_the_reset_id_resumes(
 
 
 async def test_reset_when_the_id_is_from_another_life_of_the_store(
-    make_hub: MakeHub, backend: str, request: pytest.FixtureRequest,
+    make_hub: MakeHub, hub_backend: str, request: pytest.FixtureRequest,
     hub_clock: trio.testing.MockClock | None,
 ) -> None:  # fmt: skip
     async with make_hub() as hub:
         old = await hub.publish("t", "before")
-    if backend == "redis":
+    if hub_backend == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         command(server.port, "FLUSHALL")  # a store that lost everything
     # A new process (memory), or the same Redis after losing its data.

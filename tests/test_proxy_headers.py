@@ -16,6 +16,9 @@ from trio.testing import MockClock
 from trio_h3 import H3, H3Event, ServeOptions
 from trio_h3.testing import TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def make_app() -> H3:
     app = H3()

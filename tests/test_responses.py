@@ -36,6 +36,9 @@ from trio_h3 import (
 from trio_h3.datastructures import Headers
 from trio_h3.testing import TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 # -- refused where set -----------------------------------------------------------------------
 
 

@@ -22,6 +22,9 @@ from helpers import (
 
 from trio_h3 import H3, H3Event
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 # Every test is bounded: a hang is a failure, not a stuck CI job.
 TIMEOUT = 10
 

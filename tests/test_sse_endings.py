@@ -13,6 +13,9 @@ from trio.testing import MockClock
 from trio_h3 import H3, CloseReason, H3Event, Next, SSEWriter
 from trio_h3.testing import TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def test_a_plain_def_callback_is_refused_where_it_is_set() -> None:
     event = H3Event("GET", b"/", [(b"host", b"x")])

@@ -30,6 +30,9 @@ from trio_h3 import (
 )
 from trio_h3.testing import ServerSentEvent, SSEParser, SSEStream, TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 

@@ -34,6 +34,9 @@ from httpx_sse import aconnect_sse
 from trio_h3 import H3, CloseReason, H3Event, SSEEvent, SSEWriter
 from trio_h3.testing import SSEParser
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 

@@ -22,6 +22,9 @@ from trio.testing import MockClock
 from trio_h3 import H3, FileResponse, H3Event, Sessions, StaticFiles, cors
 from trio_h3.testing import TestClient
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 BODY = b"0123456789" * 100  # 1,000 bytes
 
 

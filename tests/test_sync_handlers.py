@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 import trio
 from helpers import RunServer
 
 from trio_h3 import H3, H3Event
+
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 async def test_a_blocking_sync_handler_does_not_stall_other_connections(

@@ -23,6 +23,9 @@ from trio_h3 import H3, H3Event
 from trio_h3.testing import TestClient
 from trio_h3.testing.encoding import encode_multipart
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 BOUNDARY = "b0undary-for-the-test"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 

@@ -24,6 +24,9 @@ from trio_h3 import H3, H3Event
 from trio_h3.testing import TestClient
 from trio_h3.websocket import WebSocket, WebSocketClosed
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def code_of(exc: ConnectionClosed) -> int:
     assert exc.reason is not None

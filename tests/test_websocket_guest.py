@@ -24,6 +24,9 @@ from trio_h3 import H3, H3Event, SSEWriter
 from trio_h3.testing import TestClient
 from trio_h3.websocket import WebSocket
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 class GuestError(BaseException):
     """A BaseException that no library knows about."""

@@ -21,6 +21,9 @@ from trio_h3.errors import HTTPError
 from trio_h3.websocket import WebSocket
 from trio_h3.websocket.handshake import AllowedOrigins, check_origin, normalise_origin
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 # ----------------------------------------------------------------------------- the rule
 
 

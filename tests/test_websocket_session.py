@@ -44,6 +44,9 @@ from trio_h3.websocket import WebSocket, WebSocketClosed, WebSocketOptions
 from trio_h3.websocket.handshake import check_upgrade_request
 from trio_h3.websocket.session import run_websocket
 
+# Every test here runs on both parser backends (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 Handler = Callable[[WebSocket], Awaitable[None]]
 NO_PING = WebSocketOptions(ping_interval=None, close_timeout=2.0)
 

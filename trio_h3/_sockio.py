@@ -15,7 +15,7 @@ import os
 
 import trio
 
-__all__ = ["raw_socket", "receive_some", "send_all", "sendfile"]
+__all__ = ["raw_socket", "receive_some", "send_all", "sendfile", "translate"]
 
 _RECEIVE_SIZE = 64 * 1024
 
@@ -25,7 +25,8 @@ def raw_socket(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
     return stream.socket if type(stream) is trio.SocketStream else None
 
 
-def _translate(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+def translate(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+    """The stream error ``SocketStream`` would raise for ``exc``."""
     if exc.errno == errno.EBADF:
         return trio.ClosedResourceError("the socket was closed")
     return trio.BrokenResourceError(f"the peer went away: {exc}")
@@ -40,7 +41,7 @@ async def send_all(sock: trio.socket.SocketType, data: bytes | bytearray | memor
             while view:
                 view = view[await sock.send(view) :]
     except OSError as exc:
-        raise _translate(exc) from exc
+        raise translate(exc) from exc
 
 
 async def receive_some(sock: trio.socket.SocketType, max_bytes: int | None = None) -> bytes:
@@ -48,7 +49,7 @@ async def receive_some(sock: trio.socket.SocketType, max_bytes: int | None = Non
     try:
         return await sock.recv(_RECEIVE_SIZE if max_bytes is None else max_bytes)
     except OSError as exc:
-        raise _translate(exc) from exc
+        raise translate(exc) from exc
 
 
 async def sendfile(sock: trio.socket.SocketType, fd: int, offset: int, count: int) -> None:
@@ -69,7 +70,7 @@ async def sendfile(sock: trio.socket.SocketType, fd: int, offset: int, count: in
             continue
         except OSError as exc:
             if exc.errno in (errno.EBADF, errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             raise
         if sent == 0:
             raise OSError(errno.EIO, f"the file ended {count} bytes early (truncated?)")

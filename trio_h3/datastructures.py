@@ -152,14 +152,17 @@ class Headers(MultiMapping[str]):
     """An ordered, case-insensitive, multi-value header list.
 
     Request headers arrive from the parser as ``(lowercased name, value)`` byte pairs;
-    :class:`Headers` keeps them in that form (:attr:`raw`) and decodes on access, because
+    :class:`Headers` keeps them in that form (``raw``) and decodes on access, because
     most handlers read two or three headers out of a dozen. ``headers["content-type"]``
     and ``headers.get("Content-Type")`` give the first value, ``get_all("set-cookie")``
     every one. ``set``, ``add`` and ``delete`` are for response headers; they validate
     (see the module docstring).
     """
 
-    __slots__ = ("_list",)
+    # ``raw``: the underlying ``(lowercased name, value)`` byte pairs, in order. Read it
+    # freely; change headers through add()/set(), which validate. (A plain attribute,
+    # not a property: the server reads it for every response.)
+    __slots__ = ("raw",)
 
     def __init__(
         self,
@@ -169,11 +172,11 @@ class Headers(MultiMapping[str]):
         | Iterable[tuple[bytes, bytes]]
         | None = None,
     ) -> None:
-        self._list: list[tuple[bytes, bytes]] = []
+        self.raw: list[tuple[bytes, bytes]] = []
         if init is None:
             return
         if isinstance(init, Headers):
-            self._list = list(init._list)
+            self.raw = list(init.raw)
             return
         pairs = init.items() if isinstance(init, Mapping) else init
         for name, value in pairs:
@@ -183,19 +186,11 @@ class Headers(MultiMapping[str]):
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
         """Wrap a parser's list of lowercased ``(name, value)`` pairs, trusted, uncopied."""
         headers = cls.__new__(cls)
-        headers._list = raw
+        headers.raw = raw
         return headers
 
-    @property
-    def raw(self) -> list[tuple[bytes, bytes]]:
-        """The underlying ``(lowercased name, value)`` byte pairs, in order.
-
-        Read it freely; change headers through :meth:`add`/:meth:`set`, which validate.
-        """
-        return self._list
-
     def _pairs(self) -> list[tuple[str, str]]:
-        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._list]
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw]
 
     def items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair, names lowercased, repeated names kept."""
@@ -212,7 +207,7 @@ class Headers(MultiMapping[str]):
     def get(self, key: str, default: Any = None) -> Any:
         """The first value of ``key`` (case-insensitive), or ``default``."""
         name = _latin1(key.lower())
-        for k, v in self._list:
+        for k, v in self.raw:
             if k == name:
                 return v.decode("latin-1")
         return default
@@ -220,7 +215,7 @@ class Headers(MultiMapping[str]):
     def get_all(self, key: str) -> list[str]:
         """Every value of ``key`` (case-insensitive), in order."""
         name = _latin1(key.lower())
-        return [v.decode("latin-1") for k, v in self._list if k == name]
+        return [v.decode("latin-1") for k, v in self.raw if k == name]
 
     getall = get_all
 
@@ -228,18 +223,18 @@ class Headers(MultiMapping[str]):
         if not isinstance(key, str):
             return False
         name = _latin1(key.lower())
-        return any(k == name for k, _ in self._list)
+        return any(k == name for k, _ in self.raw)
 
     def __len__(self) -> int:
-        return len(self._list)
+        return len(self.raw)
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of ``name`` with ``value``."""
         key = _latin1(name).lower()
         raw = _latin1(value)
         check_header(key, raw)
-        self._list = [(k, v) for k, v in self._list if k != key]
-        self._list.append((key, raw))
+        self.raw = [(k, v) for k, v in self.raw if k != key]
+        self.raw.append((key, raw))
 
     def __setitem__(self, name: str, value: str) -> None:
         self.set(name, value)
@@ -249,7 +244,7 @@ class Headers(MultiMapping[str]):
         key = _latin1(name).lower()
         raw = _latin1(value)
         check_header(key, raw)
-        self._list.append((key, raw))
+        self.raw.append((key, raw))
 
     append = add
 
@@ -264,7 +259,7 @@ class Headers(MultiMapping[str]):
     def delete(self, name: str) -> None:
         """Remove every value of ``name`` (no error if absent)."""
         key = _latin1(name).lower()
-        self._list = [(k, v) for k, v in self._list if k != key]
+        self.raw = [(k, v) for k, v in self.raw if k != key]
 
     def __delitem__(self, name: str) -> None:
         self.delete(name)
@@ -281,7 +276,7 @@ class Headers(MultiMapping[str]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
-            return sorted(self._list) == sorted(other._list)
+            return sorted(self.raw) == sorted(other.raw)
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]

@@ -166,6 +166,39 @@ class H3Event:
         host: str | None = None,
         io: RequestIO | None = None,
     ) -> None:
+        self._setup(method, target, headers, http_version, client, server, scheme, host, io)
+
+    @classmethod
+    def served(
+        cls,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        http_version: str,
+        client: Address | None,
+        server: Address | None,
+        scheme: str,
+        host: str | None,
+        io: RequestIO | None,
+    ) -> H3Event:
+        """The event for a request the server read: :meth:`__init__`'s arguments, all
+        positional (the server makes one per request; keywords would cost a dict)."""
+        event = cls.__new__(cls)
+        event._setup(method, target, headers, http_version, client, server, scheme, host, io)
+        return event
+
+    def _setup(
+        self,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        http_version: str,
+        client: Address | None,
+        server: Address | None,
+        scheme: str,
+        host: str | None,
+        io: RequestIO | None,
+    ) -> None:
         self.method = method
         raw_path, self.query_string, self._authority = _split_target(target)
         #: The path as received, still percent-encoded.

@@ -99,16 +99,41 @@ _JSON_ENCODER = json.JSONEncoder(
 )
 
 
+def _c_encoder() -> Any:
+    """The C encoder ``_JSON_ENCODER.encode`` ends up in, made once (``encode`` builds a
+    new one, and a closure, per call); None where it is missing or differs (PyPy...)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+
+    def encode(value: Any) -> str:
+        # A fresh markers dict per call: circular structures are still a ValueError.
+        iterencode = make({}, _json_default, json.encoder.encode_basestring, None, ":", ",",
+                          False, False, False)  # fmt: skip
+        return "".join(iterencode(value, 0))
+
+    try:
+        probe = {"a": [1, 2.5, None, True, "é\n"], "b": {"c": "d"}}
+        if encode(probe) != _JSON_ENCODER.encode(probe):
+            return None
+    except Exception:
+        return None
+    return encode
+
+
+_ENCODE = _c_encoder() or _JSON_ENCODER.encode
+
+
 def json_text(value: Any) -> str:
     """Compact JSON text, non-ASCII kept as is; dates, UUIDs, Decimals, enums, dataclasses,
     sets and pydantic models are encoded as FastAPI encodes them. NaN and infinities are a
     ValueError (they are not JSON, RFC 8259 §6)."""
-    return _JSON_ENCODER.encode(value)
+    return _JSON_ENCODER.encode(value) if isinstance(value, str) else _ENCODE(value)
 
 
 def json_dumps(value: Any) -> bytes:
     """:func:`json_text` as UTF-8 bytes (what every JSON client expects)."""
-    return _JSON_ENCODER.encode(value).encode()
+    return json_text(value).encode()
 
 
 class Response:

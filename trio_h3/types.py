@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .datastructures import FormData
@@ -74,11 +74,11 @@ class Mountable(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
+class RequestHead(NamedTuple):
     """A request head as the parser read it (the wire's event, whatever the parser).
 
-    ``headers`` are ``(lowercased name, value)`` byte pairs in the order received.
+    ``headers`` are ``(lowercased name, value)`` byte pairs in the order received. A
+    named tuple: one is made per request, and a tuple is the cheapest immutable record.
     """
 
     method: bytes

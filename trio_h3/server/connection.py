@@ -40,6 +40,19 @@ _LINGER_SECONDS = 1.0
 class HTTPConnection:
     """Serves one client connection until it closes, times out or the server stops."""
 
+    __slots__ = (
+        "_handed_off",
+        "client",
+        "exchange",
+        "idle_scope",
+        "opened",
+        "peer_trusted",
+        "scheme",
+        "server",
+        "state",
+        "wire",
+    )
+
     def __init__(
         self,
         stream: trio.abc.Stream,
@@ -51,7 +64,7 @@ class HTTPConnection:
     ) -> None:
         self.state = state
         options = state.options
-        self.wire = Wire(
+        self.wire: Wire = state.wire_class(
             stream,
             max_header_size=options.max_header_size,
             max_target_size=options.max_target_size,
@@ -67,6 +80,10 @@ class HTTPConnection:
         # shutdown watchdog's thread and from a signal handler.
         self.opened = time.monotonic()
         self._handed_off = False
+        # Whether the peer's proxy headers are believed: the peer is the same for every
+        # request of the connection, so this is decided once.
+        trusted = state.trusted_proxies
+        self.peer_trusted = trusted is not None and (client.host if client else None) in trusted
 
     def describe(self) -> str:
         """Who and what, for logs: the client and the request in progress."""
@@ -79,13 +96,8 @@ class HTTPConnection:
     ) -> list[tuple[bytes, bytes]]:
         """What the server adds to every response (``Date``, ``Server``, ``extra_headers``,
         close); an extra header whose name is already in ``present`` is left out."""
-        state = self.state
-        headers = [(b"date", state.date_header())] if state.send_date else []
-        headers += state.static_headers
-        if state.extra_names and present:
-            own = {name for name, _ in present} & state.extra_names
-            if own:
-                headers = [pair for pair in headers if pair[0] not in own]
+        headers: list[tuple[bytes, bytes]] = []
+        self.state.add_server_headers(headers, present or headers)
         if close:
             # Announce the close: the body was refused or is unread, or we are stopping.
             headers.append(_CLOSE)
@@ -95,8 +107,45 @@ class HTTPConnection:
         """Serve requests until the connection is done; always closes the stream."""
         # except*: errors can leave a stream nursery wrapped in an ExceptionGroup. A
         # client that vanished is routine (debug); anything else is our bug (error).
+        # (The request loop is here, not in a method of its own: a connection's frames
+        # live as long as it does, an idle SSE stream's included.)
+        wire = self.wire
+        first = True
         try:
-            await self._serve()
+            while True:
+                # A head already here (pipelined, or read without waiting) is taken at
+                # once; only waiting for one needs _read_head's deadlines.
+                try:
+                    head = wire.next_head()
+                except WireError as error:
+                    await self._refuse(error.status, error.message)
+                    return
+                except EOFError:
+                    return
+                if head is None:
+                    head = await self._read_head(first)
+                    if head is None:
+                        return
+                else:
+                    # A schedule point before serving a head that was already here, as
+                    # trio's own receive makes after every read: without it, connections
+                    # that found their next request waiting ran ahead of those woken from
+                    # epoll (wrk -c64, p99: 64 ms on h11, 4.9 ms on httptools; with it, 15
+                    # and 3.4 ms, and httptools serves a third more requests: the others'
+                    # requests have arrived by the time each task comes round again).
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                first = False
+                exchange = self.exchange = Exchange(self, head)
+                await exchange.run()
+                self.exchange = None
+                if exchange.handed_off:
+                    self._handed_off = True
+                    return
+                if not wire.reusable:
+                    return
+                wire.start_next_cycle()
+                if self.state.stopping:
+                    return
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             logger.debug("client %s went away", self.client)
         except* Exception as group:
@@ -105,31 +154,11 @@ class HTTPConnection:
             if not self._handed_off:
                 await self._close()
 
-    async def _serve(self) -> None:
-        wire = self.wire
-        first = True
-        while True:
-            head = await self._read_head(first)
-            if head is None:
-                return
-            first = False
-            exchange = self.exchange = Exchange(self, head)
-            await exchange.run()
-            self.exchange = None
-            if exchange.handed_off:
-                self._handed_off = True
-                return
-            if not wire.reusable:
-                return
-            wire.start_next_cycle()
-            if self.state.shutting_down.is_set():
-                return
-
     async def _read_head(self, first: bool) -> RequestHead | None:
         options = self.state.options
         wire = self.wire
         timeout = options.request_head_timeout if first else options.keep_alive_timeout
-        deadline = trio.current_time() + timeout
+        deadline: float | None = None
         waiting_idle = True
         try:
             while True:
@@ -150,7 +179,9 @@ class HTTPConnection:
                         # within request_head_timeout (slowloris).
                         waiting_idle = False
                         deadline = trio.current_time() + options.request_head_timeout
-                # A fresh scope per read (a scope can be entered only once), all with the
+                if deadline is None:
+                    deadline = trio.current_time() + timeout
+                # A fresh scope per wait (a scope can be entered only once), all with the
                 # same deadline; the server cancels it to end an idle wait.
                 self.idle_scope = scope = trio.CancelScope(deadline=deadline)
                 with scope:
@@ -168,7 +199,8 @@ class HTTPConnection:
             return
         self.wire.close_after = True
         response = error_response(HTTPError(status, message))
-        headers = list(response.headers.raw) + self.server_headers(True)
+        headers = list(response.headers.raw)
+        headers += self.server_headers(True, headers)
         try:
             await self.wire.send_response(status, headers, response.body)
         except (ValueError, trio.BrokenResourceError, trio.ClosedResourceError):

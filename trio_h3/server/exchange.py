@@ -47,7 +47,11 @@ access_logger = logging.getLogger("trio_h3.access")
 R = TypeVar("R")
 
 _CLOSE = (b"connection", b"close")
-_FRAMING = (b"content-length", b"transfer-encoding")
+# The usual methods and versions, decoded once (a bytes -> str per request otherwise).
+_TEXT = {
+    value: value.decode("ascii")
+    for value in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"1.1", b"1.0")
+}
 
 
 def _strip_root(target: bytes, root: str) -> bytes:
@@ -83,26 +87,27 @@ class Exchange:
         self.wire = connection.wire
         self.head = head
         client, scheme, host = connection.client, connection.scheme, None
-        trusted = self.state.trusted_proxies
-        if trusted is not None and (client.host if client else None) in trusted:
-            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy).
-            said = proxy.forwarded(head.headers, trusted)
+        if connection.peer_trusted and connection.wire.proxied:
+            # Only a trusted peer speaks for the client (see trio_h3.utils.proxy); the
+            # head checks noted whether it said anything at all.
+            assert self.state.trusted_proxies is not None
+            said = proxy.forwarded(head.headers, self.state.trusted_proxies)
             if said is not None:
                 client = said.client or client
                 scheme = said.scheme or scheme
                 host = said.host
         root = options.root_path
-        target = _strip_root(head.target, root) if root else head.target
-        event = H3Event(
-            head.method.decode("ascii", "replace"),
-            target,
+        method, version = head.method, head.http_version
+        event = H3Event.served(
+            _TEXT.get(method) or method.decode("ascii", "replace"),
+            _strip_root(head.target, root) if root else head.target,
             head.headers,
-            http_version=head.http_version.decode("ascii", "replace"),
-            client=client,
-            server=connection.server,
-            scheme=scheme,
-            host=host,
-            io=self,
+            _TEXT.get(version) or version.decode("ascii", "replace"),
+            client,
+            connection.server,
+            scheme,
+            host,
+            self,
         )
         event.max_body_size = options.max_body_size
         event.body_timeout = options.body_timeout
@@ -110,7 +115,7 @@ class Exchange:
         self.event = event
         self._body: BodyReader | None = None
         # The files of this request's forms, removed when the request ends.
-        self._uploads: list[forms.UploadFile] = []
+        self._uploads: list[forms.UploadFile] | None = None
         self.status = 0
         self.handed_off = False
 
@@ -143,35 +148,61 @@ class Exchange:
         try:
             try:
                 if admitted:
-                    response = await self._answer()
+                    try:
+                        response = await self.state.app.handle(self.event)
+                    except BaseException as exc:
+                        response = await self._contained(exc)
                 else:
                     # limit_concurrency: shed the load, and the connection with it (uvicorn).
                     self.wire.close_after = True
                     response = error_response(HTTPError(503, "Service Unavailable"))
                 self.status = response.status
-                await self._respond(response)
+                if type(response) is Response and not self.wire.response_started:
+                    await self._respond_complete(response)  # the common case, directly
+                else:
+                    await self._respond(response)
             finally:
                 if admitted:
                     self.state.requests_active -= 1
                 if log_access:
                     self._log_access(started)
-            if not self.handed_off and not self.wire.broken:
+            wire = self.wire
+            if not self.handed_off and not wire.broken and (self._body or wire.body_pending):
+                # Only a body that was started or is still to come (a GET has none).
                 await self.body.discard()
         finally:
+            # The event and the exchange point at each other: undone here, they are freed
+            # at once (by reference counting) rather than by the cyclic GC, whose passes
+            # over a few objects per request cost CPU and show in tail latency.
+            self.event.io = None
             if self._uploads:
                 # However the request ended (answered, failed, the client gone, the
                 # server cancelling it): no temp file outlives it.
                 with trio.CancelScope(shield=True):
                     await forms.remove_uploads(self._uploads)
 
-    async def _answer(self) -> Response:
+    async def _contained(self, exc: BaseException) -> Response:
+        # Not an Exception (those the app answers itself): contain it; a real
+        # cancellation of ours propagates from here.
+        await self.state.guest.contain(exc, self.describe())
+        return error_response(HTTPError(500, "Internal Server Error"))
+
+    async def _respond_complete(self, response: Response) -> None:
+        """A plain :class:`Response` (what a handler's value becomes): hooks, then one write."""
         try:
-            return await self.state.app.handle(self.event)
-        except BaseException as exc:
-            # Not an Exception (those the app answers itself): contain it; a real
-            # cancellation of ours propagates from here.
-            await self.state.guest.contain(exc, self.describe())
-            return error_response(HTTPError(500, "Internal Server Error"))
+            try:
+                self.event.run_head_hooks(response)
+            except Exception as exc:
+                logger.error("a before_head hook failed on %s", self.describe(), exc_info=exc)
+                self.status = 500
+                response = error_response(HTTPError(500, "Internal Server Error"))
+            await self.wire.send_response(
+                response.status, self._headers(response, complete=True), response.body
+            )
+        except InvalidResponse as exc:
+            logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
+            self.status = 500
+            await self._answer_invalid()
 
     def shutdown_refusal(self) -> HTTPError | None:
         """The 503 for a new stream or upgrade during shutdown (None otherwise)."""
@@ -243,7 +274,7 @@ class Exchange:
     def _headers(self, response: Response, *, complete: bool) -> list[tuple[bytes, bytes]]:
         headers: list[tuple[bytes, bytes]] = []
         for pair in response.headers.raw:
-            if pair[0] in _FRAMING:
+            if pair[0] == b"content-length" or pair[0] == b"transfer-encoding":
                 if pair[0] == b"content-length" and not complete:
                     headers.append(pair)  # a streamed body of declared length
                 elif pair[0] == b"content-length" and int(pair[1]) != len(response.body):
@@ -255,14 +286,19 @@ class Exchange:
             headers.append(pair)
         if not 200 <= response.status <= 599:
             raise InvalidResponse(f"status {response.status!r} is not a final status")
-        headers += self.connection.server_headers(self._closes(), headers)
+        self.state.add_server_headers(headers, headers)
+        if self._closes():
+            # Announce the close: the body was refused or is unread, or we are stopping.
+            headers.append(_CLOSE)
         return headers
 
     def _closes(self) -> bool:
         """Whether this response must end the connection (and so say ``close``)."""
         wire = self.wire
-        if wire.close_after or self.state.shutting_down.is_set():
+        if wire.close_after or self.state.stopping:
             return True
+        if self._body is None and not wire.body_pending:
+            return False  # the usual request: no body, nothing left unread
         if not wire.body_pending or (self._body is not None and self._body.done):
             return False
         # A body nobody will read: one the client waits to be invited to send, or one
@@ -366,11 +402,16 @@ class Exchange:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
 
+    def _track_upload(self, upload: forms.UploadFile) -> None:
+        if self._uploads is None:
+            self._uploads = []  # made for the requests that have files, not for all
+        self._uploads.append(upload)
+
     async def read_multipart(self, event: H3Event, limits: FormLimits) -> FormData:
         """Parse a ``multipart/form-data`` body (see :mod:`trio_h3.utils.forms`)."""
         try:
             return await forms.read_multipart(
-                event, limits, run=self.run_file_io, track=self._uploads.append
+                event, limits, run=self.run_file_io, track=self._track_upload
             )
         except HTTPError:
             if not self.body.done:

@@ -141,6 +141,13 @@ class ServeOptions:
 
     # -- HTTP -------------------------------------------------------------------------------
 
+    http: Literal["auto", "h11", "httptools"] = option(
+        "auto",
+        help="The HTTP/1.1 parser: h11 (pure Python, the reference for behaviour), "
+        "httptools (llhttp, the [fast] extra), or auto: httptools when it is installed, "
+        "else h11. Both answer every request alike.",
+        precedent="uvicorn's --http auto|h11|httptools",
+    )
     max_header_size: int = option(
         16 * 1024,
         help="Largest request head before a 431.",
@@ -337,6 +344,8 @@ class ServeOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1 or None, got {value!r}")
+        if self.http not in ("auto", "h11", "httptools"):
+            raise ValueError(f"http must be 'auto', 'h11' or 'httptools', got {self.http!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535, got {self.port!r}")
         if self.forwarded_allow_ips is not None:

@@ -34,6 +34,7 @@ socket already bound, e.g. by systemd).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import signal
@@ -143,7 +144,7 @@ class Server:
     async def shutdown(self, connections: trio.Nursery) -> None:
         """Graceful shutdown of every connection in ``connections`` (see module docstring)."""
         state = self.state
-        state.shutting_down.set()
+        state.begin_shutdown()
         for connection in list(state.connections):
             if connection.idle_scope is not None:
                 connection.idle_scope.cancel()
@@ -183,10 +184,9 @@ class Server:
                         await trio.sleep(0.1)
                         continue
                     raise
-                nursery.start_soon(self._handle_accepted, stream, scheme)
-
-    async def _handle_accepted(self, stream: trio.abc.Stream, scheme: str) -> None:
-        await self.handle_stream(stream, scheme=scheme)
+                # handle_stream itself (no wrapper coroutine: its frame would live as
+                # long as the connection).
+                nursery.start_soon(functools.partial(self.handle_stream, stream, scheme=scheme))
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         options = self.options

@@ -12,7 +12,9 @@ import trio
 
 from .._guest import Guest
 from ..utils.proxy import DEFAULT_ALLOW, TrustedProxies
+from .backends import wire_class
 from .options import ServeOptions
+from .wire import Wire
 
 if TYPE_CHECKING:
     from ..app import H3
@@ -36,6 +38,8 @@ class ServerState:
         self.shutdown_reason: str | None = None
         #: Set once a graceful shutdown begins; streams and WebSockets watch it.
         self.shutting_down = trio.Event()
+        #: The same as a plain flag, for the per-request checks (see begin_shutdown).
+        self.stopping = False
         #: Open connections (their ``describe()`` is logged if a forced exit leaves them).
         self.connections: set[Any] = set()
         self.streams: set[Stream] = set()
@@ -55,6 +59,8 @@ class ServerState:
             if allow is None:
                 allow = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_ALLOW)
             self.trusted_proxies = TrustedProxies(allow)
+        #: The parser backend every connection of this server uses (``options.http``).
+        self.wire_class: type[Wire] = wire_class(options.http)
         extra = [(n.lower().encode("ascii"), v.encode("ascii")) for n, v in options.extra_headers]
         #: Whether responses get the server's ``Date`` (not when ``extra_headers`` has one).
         self.send_date = options.date_header and b"date" not in dict(extra)
@@ -72,6 +78,12 @@ class ServerState:
         self.requests_active = 0
         self._date_second = -1
         self._date_value = b""
+        self._date_pair = (b"date", b"")
+
+    def begin_shutdown(self) -> None:
+        """The graceful shutdown begins: ``shutting_down`` is set (and ``stopping``)."""
+        self.stopping = True
+        self.shutting_down.set()
 
     def request_shutdown(self, why: str) -> None:
         """Ask for a graceful shutdown (idempotent)."""
@@ -100,13 +112,35 @@ class ServerState:
         self.requests_active += 1
         return True
 
+    def add_server_headers(
+        self, headers: list[tuple[bytes, bytes]], present: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Append what the server adds to every response to ``headers``: ``Date``, then
+        ``Server`` and ``extra_headers``; an extra header whose name is already in
+        ``present`` (the response's own) is left out: the response's wins."""
+        if self.extra_names:
+            own = {pair[0] for pair in present} & self.extra_names
+        else:
+            own = None  # the usual server: nothing to compare (the hot path)
+        if self.send_date:
+            headers.append(self.date_pair())
+        if own:
+            headers += [pair for pair in self.static_headers if pair[0] not in own]
+        else:
+            headers += self.static_headers
+
     def date_header(self) -> bytes:
         """The ``Date`` header value, formatted once per second rather than per response."""
+        return self.date_pair()[1]
+
+    def date_pair(self) -> tuple[bytes, bytes]:
+        """The ``Date`` header as sent (RFC 9110 §6.6.1), made once per second."""
         now = int(time.time())
         if now != self._date_second:
             self._date_second = now
             self._date_value = formatdate(now, usegmt=True).encode("ascii")
-        return self._date_value
+            self._date_pair = (b"date", self._date_value)
+        return self._date_pair
 
     def statistics(self) -> dict[str, int]:
         """Open connections and open streams, for observability."""

@@ -1,53 +1,63 @@
-"""The bytes of one HTTP/1.1 connection: h11 over a Trio stream. The only module that speaks h11.
+"""The bytes of one HTTP/1.1 connection: the seam between the server and its parser.
 
 The rest of the server speaks *wire events* (:class:`~trio_h3.types.RequestHead`, body
-chunks, the end of a body) and asks the wire to write heads and bodies; this is the seam
-where a second parser can plug in. The wire:
+chunks, the end of a body) and asks the wire to write heads and bodies. :class:`Wire`
+is that interface, with everything that does not depend on the parser; a *backend*
+subclasses it and turns bytes into those events and heads into bytes:
 
-- turns bytes into request heads and body chunks, refusing what must be refused
-  (:class:`WireError` carries the status; :mod:`.checks` holds the rules h11 leaves to
-  us: smuggling, ``Host``, sizes);
-- writes response heads through h11, and bodies framed exactly as the head that went out
-  says (``Content-Length``, chunked, or close-delimited for HTTP/1.0: :class:`Framing`),
-  never by the HTTP version alone;
-- reports every write that did not complete to h11 (``send_failed()``), so the state of
-  the connection is h11's, not a flag of ours: after a failed or cancelled write nothing
-  more is written on it.
+- :mod:`.wire_h11`: h11 (pure Python, a dependency), the reference for behaviour;
+- :mod:`.wire_httptools`: llhttp through ``httptools`` (the ``[fast]`` extra), which
+  answers every request exactly as the h11 backend does, and refuses what either
+  parser refuses (the stricter answer wins: :mod:`.checks`).
+
+What lives here, shared: the socket reads and writes (plain TCP through the trio
+socket, see :mod:`trio_h3._sockio`), streamed bodies framed exactly as the head that
+went out declared them (``Content-Length``, chunked, or close-delimited for HTTP/1.0:
+:class:`Framing`, never by the HTTP version alone), files sent with ``os.sendfile``,
+``100 Continue`` bookkeeping, the pipelined bytes kept while a stream runs, and the
+fallback answer when a response cannot be serialised. Every write that did not
+complete marks the wire broken (``_send_failed``): nothing more is written on it.
+
+:mod:`.backends` picks the backend for ``ServeOptions.http``; httptools is imported
+only when it is chosen.
 """
 
 from __future__ import annotations
 
+import abc
 import enum
+import os
 from http import HTTPStatus
-from typing import cast
 
-import h11
 import trio
 
 from .. import _sockio as sockio
 from ..types import FilePart, RequestHead
-from .checks import WireError, check_head, request_line_too_long
 
 __all__: list[str] = []
 
 #: Bytes asked of the socket per read (what uvicorn and h11's examples use).
 RECEIVE_SIZE = 64 * 1024
 
-_REASONS: dict[int, bytes] = {}
 # RFC 9110 §15.3.5, §15.3.6, §15.4.5: 204, 205 and 304 carry no content.
-_NO_CONTENT = frozenset({204, 205, 304})
+NO_CONTENT = frozenset({204, 205, 304})
+
+
+def _phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+#: Reason phrases of the final statuses (RFC 9110 §15), computed once.
+_REASONS: dict[int, bytes] = {status: _phrase(status) for status in range(100, 600)}
 
 
 def reason_phrase(status: int) -> bytes:
-    """The standard reason phrase for ``status`` (cached; empty if unknown)."""
+    """The standard reason phrase for ``status`` (empty if unknown)."""
     reason = _REASONS.get(status)
-    if reason is None:
-        try:
-            reason = HTTPStatus(status).phrase.encode()
-        except ValueError:
-            reason = b""
-        _REASONS[status] = reason
-    return reason
+    return _phrase(status) if reason is None else reason
 
 
 class InvalidResponse(ValueError):
@@ -76,22 +86,27 @@ class Framing(enum.Enum):
     CLOSE = "close"
 
 
-def _framing_of(head: bytes, method: bytes, status: int) -> tuple[Framing, int]:
-    """The framing the head h11 wrote declares (and the length, for LENGTH)."""
-    if method == b"HEAD" or status in _NO_CONTENT:
-        return Framing.NONE, 0
-    lowered = head.lower()
-    if b"\r\ntransfer-encoding: chunked\r\n" in lowered:
-        return Framing.CHUNKED, 0
-    start = lowered.find(b"\r\ncontent-length: ")
-    if start >= 0:
-        start += len(b"\r\ncontent-length: ")
-        return Framing.LENGTH, int(lowered[start : lowered.index(b"\r\n", start)])
-    return Framing.CLOSE, 0
+class Wire(abc.ABC):
+    """One connection's bytes (see the module docstring); a backend fills in the parser."""
 
-
-class Wire:
-    """h11 over one Trio stream (see the module docstring)."""
+    # Slots: a wire lives as long as its connection (an idle SSE stream's included).
+    __slots__ = (
+        "_continue_sent",
+        "_expects_continue",
+        "_fd",
+        "_method",
+        "_remaining",
+        "_socket",
+        "body_bytes",
+        "close_after",
+        "declared_length",
+        "framing",
+        "head_sent",
+        "max_header_size",
+        "max_target_size",
+        "proxied",
+        "stream",
+    )
 
     def __init__(
         self, stream: trio.abc.Stream, *, max_header_size: int, max_target_size: int
@@ -100,13 +115,11 @@ class Wire:
         # Plain TCP: reads and writes go through the socket itself (see _sockio); they
         # are serialised already (one response at a time, the stream's write lock).
         self._socket = sockio.raw_socket(stream)
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        # Its descriptor, for a read that must not wait (POSIX: os.read on a socket).
+        self._fd = self._socket.fileno() if self._socket is not None and os.name == "posix" else -1
         self.max_header_size = max_header_size
         self.max_target_size = max_target_size
-        self._method = b""
-        # The bytes of the head being read, for the checks h11's parsed form hides
-        # (a repeated Content-Length it folded into one).
-        self._head_bytes = bytearray()
+        #: How the current response's body is framed (set by :meth:`send_head`).
         self.framing = Framing.NONE
         self._remaining = 0
         #: Body bytes written for the current response.
@@ -117,6 +130,9 @@ class Wire:
         self.close_after = False
         #: The current request's declared Content-Length, if any.
         self.declared_length: int | None = None
+        #: Whether the current request carries any proxy header (X-Forwarded-*, Forwarded).
+        self.proxied = False
+        self._method = b""
         self._expects_continue = False
         self._continue_sent = False
 
@@ -124,20 +140,38 @@ class Wire:
 
     async def _read(self) -> bytes:
         """What the client sent next; ``b""`` at EOF or a reset."""
+        sock = self._socket
         try:
-            if self._socket is None:
+            if sock is None:
                 return bytes(await self.stream.receive_some(RECEIVE_SIZE))
-            return await sockio.receive_some(self._socket, RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # The trio socket itself (as sockio.receive_some, a frame shallower: this is
+            # the frame a stream's monitor sleeps in, for as long as the stream lives).
+            return await sock.recv(RECEIVE_SIZE)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
 
     async def receive(self) -> bool:
         """Read what the client sent into the parser; False at EOF (or a reset)."""
         data = await self._read()
-        if self._h11.their_state is h11.IDLE and len(self._head_bytes) <= self.max_header_size:
-            self._head_bytes += data
-        self._h11.receive_data(data)
+        self._feed(data)
         return bool(data)
+
+    def receive_ready(self) -> bool:
+        """Feed the parser what the client has sent already, without waiting.
+
+        False when nothing is there (or the stream is not a plain socket): then
+        :meth:`receive` waits. A closed or reset socket counts as EOF, as in ``_read``.
+        """
+        if self._fd < 0:
+            return False
+        try:
+            data = os.read(self._fd, RECEIVE_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        self._feed(data)
+        return True
 
     async def receive_while_streaming(self) -> bool:
         """Watch the receive side during a streamed response; False once the client left.
@@ -145,179 +179,147 @@ class Wire:
         Bytes that arrive meanwhile (a pipelined request) are kept for the next cycle,
         up to the head-size limit; past it the connection closes after this response.
         """
-        data = await self._read()
+        sock = self._socket
+        try:
+            if sock is None:
+                data = bytes(await self.stream.receive_some(RECEIVE_SIZE))
+            else:
+                data = await sock.recv(RECEIVE_SIZE)  # _read, inline: one frame less
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
         if not data:
             return False
         if self.buffered_size() + len(data) > self.max_header_size:
             self.close_after = True
         else:
-            self._h11.receive_data(data)
+            self._keep(data)
         return True
 
+    @abc.abstractmethod
+    def _feed(self, data: bytes) -> None:
+        """Hand ``data`` (``b""``: EOF) to the parser."""
+
+    def _keep(self, data: bytes) -> None:
+        """Keep ``data`` received during a stream for the next cycle (default: feed it)."""
+        self._feed(data)
+
     @property
+    @abc.abstractmethod
     def has_partial_head(self) -> bool:
         """True when some bytes of a request head have arrived."""
-        return bool(self._head_bytes)
 
+    @abc.abstractmethod
     def next_head(self) -> RequestHead | None:
         """The next request head if one is complete; None if more bytes are needed.
+
+        When the parser has nothing left, what the client sent already is read first
+        (:meth:`receive_ready`: a busy server usually finds the next request waiting,
+        and then needs neither a wait nor its cancel scope).
 
         Raises WireError for a head that must be refused (the answer's status in it),
         and EOFError when the client closed instead of sending one.
         """
-        try:
-            event = self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            status = exc.error_status_hint
-            if status == 431 and request_line_too_long(self._head_bytes, self.max_target_size):
-                raise WireError(414, "Request-URI too long") from None
-            if status == 431:
-                raise WireError(431, "Request header fields too large") from None
-            raise WireError(status, f"Bad request: {exc}") from None
-        if event is h11.NEED_DATA:
-            return None
-        if not isinstance(event, h11.Request):
-            raise EOFError
-        head = RequestHead(
-            event.method,
-            event.target,
-            event.http_version,
-            event.headers,  # type: ignore[arg-type]  # h11's Headers is a list of pairs
-        )
-        raw, self._head_bytes = self._head_bytes, bytearray()
-        self._method = event.method
-        self._expects_continue = self._h11.they_are_waiting_for_100_continue
-        self._continue_sent = False
-        try:
-            self.declared_length = check_head(head, raw, self.max_header_size, self.max_target_size)
-        except WireError:
-            self.close_after = True
-            raise
-        return head
 
     @property
     def waiting_for_100_continue(self) -> bool:
         """The client sent ``Expect: 100-continue`` and we have not invited its body.
 
-        (h11 forgets the expectation once a final response goes out; this does not, so
-        an uninvited body is never waited for after the response either.)
+        (The expectation is remembered after a final response too, so an uninvited
+        body is never waited for after the response either.)
         """
         return self._expects_continue and not self._continue_sent
 
     @property
+    @abc.abstractmethod
     def body_pending(self) -> bool:
         """The request body has not been read to its end."""
-        return self._h11.their_state is h11.SEND_BODY
 
+    @abc.abstractmethod
     def next_body_event(self) -> bytes | BodyEvent:
         """The next body chunk, or :class:`BodyEvent` (need more bytes; the end).
 
         Raises WireError 400 for a malformed or cut-short body.
         """
-        try:
-            event = self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            self.close_after = True
-            raise WireError(400, f"Malformed request body: {exc}") from None
-        if event is h11.NEED_DATA:
-            return BodyEvent.NEED_DATA
-        if isinstance(event, h11.Data):
-            return bytes(event.data)
-        if isinstance(event, h11.EndOfMessage):
-            return BodyEvent.END
-        self.close_after = True
-        raise WireError(400, "The request body ended early")
 
     @property
+    @abc.abstractmethod
     def trailing(self) -> bytes:
         """Bytes received after the current request (a pipelined one, WebSocket frames)."""
-        return bytes(self._h11.trailing_data[0])
 
+    @abc.abstractmethod
     def buffered_size(self) -> int:
         """How many received bytes wait in the parser."""
-        return len(self._h11.trailing_data[0])
 
     # -- writing ---------------------------------------------------------------------------
 
     @property
+    @abc.abstractmethod
     def response_started(self) -> bool:
         """A response head has been written (or could not be) for the current request."""
-        return self._h11.our_state is not h11.SEND_RESPONSE and self._h11.our_state is not h11.IDLE
 
     @property
+    @abc.abstractmethod
     def broken(self) -> bool:
         """A write failed or was cut short: nothing more may be written."""
-        return self._h11.our_state is h11.ERROR
+
+    @abc.abstractmethod
+    def _send_failed(self) -> None:
+        """Record that a write did not complete (the framing is lost)."""
 
     async def _send(self, data: bytes) -> None:
+        sock = self._socket
         try:
-            if self._socket is None:
+            if sock is None:
                 await self.stream.send_all(data)
+            elif self._fd >= 0:
+                # The usual response fits the socket buffer: one write(2) between the
+                # two halves of the checkpoint trio's send makes (a cancel point before,
+                # so a cancelled write writes nothing; a schedule point after, which
+                # cannot raise, so a write that happened is never reported as failed),
+                # without its wrappers. What does not fit goes through trio (waits).
+                await trio.lowlevel.checkpoint_if_cancelled()
+                try:
+                    sent = os.write(self._fd, data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as exc:
+                    raise sockio.translate(exc) from exc
+                if sent < len(data):
+                    await sockio.send_all(sock, memoryview(data)[sent:])
+                else:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
             else:
-                await sockio.send_all(self._socket, data)
+                await sockio.send_all(sock, data)
         except BaseException:
-            # Some unknown part of ``data`` may be out: the framing is lost (h11's rule:
-            # report it, and the connection is in ERROR from now on).
-            self._h11.send_failed()
+            # Some unknown part of ``data`` may be out: the framing is lost, and the
+            # connection is broken from now on.
+            self._send_failed()
             raise
 
+    @abc.abstractmethod
     async def send_continue(self) -> None:
         """``100 Continue``: the client may send the body it announced."""
-        interim = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
-        self._continue_sent = True
-        await self._send(self._h11.send(interim) or b"")
 
     def body_allowed(self, status: int) -> bool:
         """Whether a response with ``status`` to the current request may carry content."""
-        return self._method != b"HEAD" and status not in _NO_CONTENT
+        return self._method != b"HEAD" and status not in NO_CONTENT
 
+    @abc.abstractmethod
     async def send_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> None:
         """A complete response in one write; the body is dropped where none is allowed.
 
         ``headers`` must not carry the framing headers: the length is set here.
+        Raises :class:`InvalidResponse` for a head that cannot be sent.
         """
-        h = self._h11
-        if status == 205:
-            headers.append((b"content-length", b"0"))
-        elif status not in (204, 304):
-            # HEAD: the length the GET body would have (RFC 9110 §9.3.2), no body.
-            headers.append((b"content-length", b"%d" % len(body)))
-        allowed = self.body_allowed(status)
-        data = self._send_head_event(status, headers)
-        if body and allowed:
-            data += h.send(h11.Data(data=body)) or b""
-            self.body_bytes = len(body)
-        data += h.send(h11.EndOfMessage()) or b""
-        self.head_sent = True
-        await self._send(data)
 
+    @abc.abstractmethod
     async def send_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> Framing:
         """The head of a streamed response; returns (and keeps) the framing it declared."""
-        if status == 205:
-            # RFC 9110 §15.3.6: no content; say so, or h11 would announce a chunked body.
-            headers.append((b"content-length", b"0"))
-        head = self._send_head_event(status, headers)
-        self.framing, self._remaining = _framing_of(head, self._method, status)
-        self.head_sent = True
-        await self._send(head)
-        return self.framing
-
-    def _send_head_event(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        try:
-            data = self._h11.send(
-                h11.Response(status_code=status, headers=headers, reason=reason_phrase(status))
-            )
-        except h11.LocalProtocolError as exc:
-            # Something slipped past the validation where headers are set (a mutated
-            # raw list). h11 is now in ERROR; send_fallback_error still answers.
-            raise InvalidResponse(str(exc)) from None
-        assert data is not None
-        return data
 
     async def send_fallback_error(self, status: int, body: bytes) -> None:
-        """Answer ``status`` with a JSON ``body`` past h11 (whose state is spent), and close.
+        """Answer ``status`` with a JSON ``body`` past the parser's state, and close.
 
         Only for when a response could not be serialised: the client still gets an
         answer rather than a silent close.
@@ -336,6 +338,9 @@ class Wire:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
+    def _count_length(self, part: bytes | FilePart) -> None:  # noqa: B027 - optional hook
+        """A backend that tracks a Content-Length body's bytes itself sees them here."""
+
     async def send_body(self, data: bytes) -> None:
         """Write ``data`` as part of the streamed body, framed as the head declared."""
         if not data:
@@ -344,9 +349,7 @@ class Wire:
             raise trio.ClosedResourceError("the connection is broken")
         framing = self.framing
         if framing is Framing.CHUNKED:
-            # Chunk framing by hand: h11 does the same, but its event machinery costs
-            # more than the syscall on the per-event hot path; h11 writes the head and
-            # the terminating chunk, so its state stays right.
+            # RFC 9112 §7.1: chunk-size in hex, CRLF, the data, CRLF; one write per chunk.
             await self._send(b"%x\r\n%b\r\n" % (len(data), data))
         elif framing is Framing.LENGTH:
             if len(data) > self._remaining:
@@ -355,7 +358,8 @@ class Wire:
                     f"({self.body_bytes + len(data)} bytes or more)"
                 )
             self._remaining -= len(data)
-            await self._send(self._h11.send(h11.Data(data=data)) or b"")
+            self._count_length(data)
+            await self._send(data)
         elif framing is Framing.CLOSE:
             await self._send(data)
         else:
@@ -370,49 +374,39 @@ class Wire:
     async def send_file(self, part: FilePart) -> None:
         """Write ``part`` of an open file as body, with ``os.sendfile`` (plain TCP only).
 
-        h11 frames it without seeing the bytes: ``send_with_data_passthrough`` hands
-        back the framing around the very placeholder it was given (its ``len`` is
-        what a Content-Length or a chunk size counts), and the file goes out in
-        between, so h11's view of the body stays exact.
+        The framing around it is written here (a chunk's size line and CRLF); the
+        file's bytes go from the page cache to the socket without passing through us.
         """
         if self.broken:
             raise trio.ClosedResourceError("the connection is broken")
-        if self.framing is Framing.NONE:
+        framing = self.framing
+        if framing is Framing.NONE:
             raise ValueError("this response has no body (HEAD, 204, 205 or 304)")
-        if self.framing is Framing.LENGTH:
+        if framing is Framing.LENGTH:
             if part.count > self._remaining:
                 raise ValueError("the file body is longer than its Content-Length")
             self._remaining -= part.count
+            self._count_length(part)
         assert self._socket is not None, "send_file needs plain TCP (see can_sendfile)"
-        data = h11.Data(data=part)  # type: ignore[arg-type]  # h11 only takes its len()
-        pieces: list[object] = list(self._h11.send_with_data_passthrough(data) or ())
         try:
-            for piece in pieces:
-                if piece is part:
-                    await sockio.sendfile(self._socket, part.fd, part.offset, part.count)
-                else:
-                    await sockio.send_all(self._socket, cast(bytes, piece))
+            if framing is Framing.CHUNKED:
+                await sockio.send_all(self._socket, b"%x\r\n" % part.count)
+            await sockio.sendfile(self._socket, part.fd, part.offset, part.count)
+            if framing is Framing.CHUNKED:
+                await sockio.send_all(self._socket, b"\r\n")
         except BaseException:
-            self._h11.send_failed()
+            self._send_failed()
             raise
         self.body_bytes += part.count
 
+    @abc.abstractmethod
     async def end_body(self) -> None:
         """Write the end of a streamed body (the terminating chunk on HTTP/1.1)."""
-        if self.broken or self._h11.our_state is not h11.SEND_BODY:
-            return
-        if self.framing is Framing.LENGTH and self._remaining:
-            raise ValueError(
-                f"the streamed body ended {self._remaining} bytes short of its Content-Length"
-            )
-        end = self._h11.send(h11.EndOfMessage())
-        if end:  # nothing at all after a Content-Length body: no empty write
-            await self._send(end)
 
     async def abort(self) -> None:
         """Close the connection now, mid-response if need be (nothing more is written)."""
-        if self._h11.our_state is not h11.ERROR:
-            self._h11.send_failed()
+        if not self.broken:
+            self._send_failed()
         with trio.CancelScope(shield=True):
             try:
                 await trio.aclose_forcefully(self.stream)
@@ -422,30 +416,22 @@ class Wire:
     # -- the cycle -------------------------------------------------------------------------
 
     @property
+    @abc.abstractmethod
     def reusable(self) -> bool:
         """The exchange ended cleanly on both sides: another request may follow."""
-        return (
-            not self.close_after
-            and self._h11.our_state is h11.DONE
-            and self._h11.their_state is h11.DONE
-        )
 
     def start_next_cycle(self) -> None:
         """Get ready for the next request on this connection."""
-        self._h11.start_next_cycle()
         self.framing = Framing.NONE
         self.body_bytes = 0
         self.head_sent = False
-        if self._h11.trailing_data[0]:
-            # A pipelined head is already here: its bytes count toward its checks.
-            self._head_bytes = bytearray(self._h11.trailing_data[0][: self.max_header_size + 1])
 
     @property
+    @abc.abstractmethod
     def client_may_still_send(self) -> bool:
         """The client may be sending a body we will not read (an upload we refused)."""
-        return self._h11.their_state in (h11.SEND_BODY, h11.ERROR) and not self.broken
 
     @property
+    @abc.abstractmethod
     def their_http_version(self) -> bytes | None:
         """The client's HTTP version, once a request was read."""
-        return self._h11.their_http_version

@@ -6,6 +6,7 @@ nursery the client owns; the app's lifespan runs for as long as ``async with`` d
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypedDict, Unpack
@@ -44,6 +45,10 @@ Content: TypeAlias = bytes | str | Iterable[bytes] | AsyncIterable[bytes]
 
 # httpx's default (its DEFAULT_MAX_REDIRECTS); requests allows 30, browsers about 20.
 DEFAULT_MAX_REDIRECTS = 20
+#: The environment variable that picks the parser backend of every TestClient that
+#: does not choose one itself (``h11``, ``httptools``, ``auto``): one variable runs a
+#: whole suite against either backend.
+HTTP_ENV = "TRIO_H3_HTTP"
 
 
 class RequestArgs(TypedDict, total=False):
@@ -92,9 +97,14 @@ class TestClient:
         cookies: CookiesArg | None = None,
         follow_redirects: bool = False,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        http: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("access_log", False)
+        if http is not None:
+            kwargs["http"] = http
+        elif options is None and HTTP_ENV in os.environ:
+            kwargs["http"] = os.environ[HTTP_ENV]
         self.app = app
         #: Where relative URLs go: its scheme, host and port are the connection's.
         self.base_url = merge_url(RequestURL("http://testserver"), base_url)

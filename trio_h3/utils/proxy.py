@@ -54,7 +54,8 @@ _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-
 _PAIR = re.compile(
     r'\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)=("(?:[^"\\]|\\.)*"|[!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*'
 )
-_PROXY_NAMES = frozenset(
+#: The header names proxies speak through (a request without any skips all of this).
+PROXY_NAMES = frozenset(
     (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded")
 )
 
@@ -247,7 +248,7 @@ def forwarded(headers: list[tuple[bytes, bytes]], trusted: TrustedProxies) -> Fo
     found: dict[bytes, list[str]] | None = None
     for name, value in headers:
         # One pass, and nothing decoded for the usual request that has none of them.
-        if name in _PROXY_NAMES:
+        if name in PROXY_NAMES:
             if found is None:
                 found = {}
             found.setdefault(name, []).append(value.decode("latin-1"))
