@@ -15,7 +15,7 @@ import os
 
 import trio
 
-__all__ = ["raw_socket", "receive_some", "send_all", "sendfile", "translate"]
+__all__ = ["raw_socket", "receive_some", "send_all", "sendfile", "translate", "try_write"]
 
 _RECEIVE_SIZE = 64 * 1024
 
@@ -30,6 +30,21 @@ def translate(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceErr
     if exc.errno == errno.EBADF:
         return trio.ClosedResourceError("the socket was closed")
     return trio.BrokenResourceError(f"the peer went away: {exc}")
+
+
+def try_write(fd: int, data: bytes | bytearray | memoryview) -> int:
+    """How much of ``data`` the socket ``fd`` took at once, without waiting: 0 when its
+    buffer is full. One ``write(2)``: the usual response or message fits the buffer, and
+    then needs neither trio's socket wrappers nor a deadline (a write that completes at
+    once cannot outlive one). The caller makes trio's checkpoint around it (a cancel
+    point before, a schedule point after) and sends what is left with :func:`send_all`.
+    """
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        raise translate(exc) from exc
 
 
 async def send_all(sock: trio.socket.SocketType, data: bytes | bytearray | memoryview) -> None:

@@ -278,12 +278,7 @@ class Wire(abc.ABC):
                 # cannot raise, so a write that happened is never reported as failed),
                 # without its wrappers. What does not fit goes through trio (waits).
                 await trio.lowlevel.checkpoint_if_cancelled()
-                try:
-                    sent = os.write(self._fd, data)
-                except BlockingIOError:
-                    sent = 0
-                except OSError as exc:
-                    raise sockio.translate(exc) from exc
+                sent = sockio.try_write(self._fd, data)
                 if sent < len(data):
                     await sockio.send_all(sock, memoryview(data)[sent:])
                 else:

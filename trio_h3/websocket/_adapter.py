@@ -27,6 +27,7 @@ trio-websocket is checked here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -236,6 +237,8 @@ class _GuardedStream(trio.abc.Stream):
         # Plain TCP: straight through the socket, as the HTTP side does (see _sockio).
         # trio-websocket writes from one task at a time and reads from its reader task.
         self._socket = sockio.raw_socket(stream)
+        # Its descriptor, for a write that need not wait (POSIX: os.write on a socket).
+        self._fd = self._socket.fileno() if self._socket is not None and os.name == "posix" else -1
 
     async def _write(self, data: bytes | bytearray | memoryview) -> None:
         self._writing = True
@@ -248,6 +251,21 @@ class _GuardedStream(trio.abc.Stream):
             self._writing = False
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._fd >= 0:
+            # The usual frame fits the socket buffer: one write(2) inside trio's
+            # checkpoint, no deadline needed (see sockio.try_write); what is left waits
+            # below, under send_timeout. A cancellation here still breaks the session:
+            # wsproto has already framed (and maybe compressed) this message.
+            try:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except trio.Cancelled:
+                await self._wire.fail_send("a send was interrupted", timed_out=False)
+                raise
+            sent = sockio.try_write(self._fd, data)
+            if sent == len(data):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            data = memoryview(data)[sent:]
         timeout = self._send_timeout
         if timeout is None:
             try:
