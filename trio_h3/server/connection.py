@@ -111,6 +111,7 @@ class HTTPConnection:
         # live as long as it does, an idle SSE stream's included.)
         wire = self.wire
         first = True
+        self.state.connections.add(self)
         try:
             while True:
                 # A head already here (pipelined, or read without waiting) is taken at
@@ -151,8 +152,17 @@ class HTTPConnection:
         except* Exception as group:
             logger.error("connection from %s failed", self.client, exc_info=group)
         finally:
-            if not self._handed_off:
-                await self._close()
+            try:
+                if not self._handed_off:
+                    await self._close()
+            finally:
+                self._leave()
+
+    def _leave(self) -> None:
+        state = self.state
+        state.connections.discard(self)
+        if state.shutting_down.is_set() and not state.connections:
+            state.drained.set()
 
     async def _read_head(self, first: bool) -> RequestHead | None:
         options = self.state.options

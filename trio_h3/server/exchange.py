@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -160,7 +160,14 @@ class Exchange:
                 if type(response) is Response and not self.wire.response_started:
                     await self._respond_complete(response)  # the common case, directly
                 else:
-                    await self._respond(response)
+                    # Awaited here, not inside _sending: a stream's task keeps one
+                    # frame fewer for as long as the stream lives.
+                    try:
+                        sending = await self._sending(response)
+                        if sending is not None:
+                            await sending
+                    except InvalidResponse as exc:
+                        await self._invalid(exc)
             finally:
                 if admitted:
                     self.state.requests_active -= 1
@@ -200,9 +207,7 @@ class Exchange:
                 response.status, self._headers(response, complete=True), response.body
             )
         except InvalidResponse as exc:
-            logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
-            self.status = 500
-            await self._answer_invalid()
+            await self._invalid(exc)
 
     def shutdown_refusal(self) -> HTTPError | None:
         """The 503 for a new stream or upgrade during shutdown (None otherwise)."""
@@ -212,43 +217,44 @@ class Exchange:
             return HTTPError(503, "Server is shutting down", headers=[("retry-after", "1")])
         return None
 
-    async def _respond(self, response: Response) -> None:
+    async def _sending(self, response: Response) -> Coroutine[Any, Any, None] | None:
+        """The send that answers with ``response`` (not yet awaited), after its checks;
+        None once answered otherwise (a refusal, a failed hook, an inline stream)."""
         if self.wire.response_started:
             # An inline stream already answered; what the handler returned afterwards
             # has nowhere to go.
-            return
-        try:
-            if not response.prepared:
-                # Returned past the app's own preparation (an on_response replacement).
-                try:
-                    response = await response.prepare(self.event)
-                except HTTPError as error:
-                    response = error_response(error)
-                self.status = response.status
-            if not isinstance(response, WebSocketUpgrade) and not self._run_head_hooks(response):
-                self.status = 500
-                await self.send_full(error_response(HTTPError(500, "Internal Server Error")))
-                return
-            if isinstance(response, WebSocketUpgrade | SSEResponse):
-                refusal = self.shutdown_refusal()
-                if refusal is not None:
-                    self.status = refusal.status
-                    await self.send_full(error_response(refusal))
-                    return
-            if isinstance(response, WebSocketUpgrade):
-                await self._upgrade(response)
-            elif isinstance(response, SSEResponse):
-                await streaming.run_sse(self, response)
-            elif isinstance(response, FileResponse):
-                await streaming.run_file(self, response)
-            elif isinstance(response, StreamingResponse):
-                await streaming.run_body(self, response)
-            else:
-                await self.send_full(response)
-        except InvalidResponse as exc:
-            logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
+            return None
+        if not response.prepared:
+            # Returned past the app's own preparation (an on_response replacement).
+            try:
+                response = await response.prepare(self.event)
+            except HTTPError as error:
+                response = error_response(error)
+            self.status = response.status
+        if not isinstance(response, WebSocketUpgrade) and not self._run_head_hooks(response):
             self.status = 500
-            await self._answer_invalid()
+            await self.send_full(error_response(HTTPError(500, "Internal Server Error")))
+            return None
+        if isinstance(response, WebSocketUpgrade | SSEResponse):
+            refusal = self.shutdown_refusal()
+            if refusal is not None:
+                self.status = refusal.status
+                await self.send_full(error_response(refusal))
+                return None
+        if isinstance(response, WebSocketUpgrade):
+            return self._upgrade(response)
+        if isinstance(response, SSEResponse):
+            return streaming.run_sse(self, response)
+        if isinstance(response, FileResponse):
+            return streaming.run_file(self, response)
+        if isinstance(response, StreamingResponse):
+            return streaming.run_body(self, response)
+        return self.send_full(response)
+
+    async def _invalid(self, exc: InvalidResponse) -> None:
+        logger.error("the response to %s cannot be sent: %s", self.describe(), exc)
+        self.status = 500
+        await self._answer_invalid()
 
     def _run_head_hooks(self, response: Response) -> bool:
         """The event's ``before_head`` hooks; False (logged) if one failed."""

@@ -43,6 +43,7 @@ import ssl
 import stat
 import sys
 import threading
+from collections.abc import Coroutine
 from typing import Any
 
 import trio
@@ -112,19 +113,25 @@ class Server:
         self.app = app
         self.options = options
         self.state = ServerState(app, options)
-        self._drained = trio.Event()
         self._first_signal: int | None = None
         self._exited = threading.Event()
 
-    async def handle_stream(
+    def handle_stream(
         self,
         stream: trio.abc.Stream,
         *,
         client: Address | None = None,
         server: Address | None = None,
         scheme: str = "http",
-    ) -> None:
-        """Serve one connection to completion (it is always closed afterwards)."""
+    ) -> Coroutine[Any, Any, None]:
+        """What serves one connection to completion (it is always closed afterwards):
+        ``await server.handle_stream(stream)``, or start it as a task.
+
+        A plain function returning the connection's own coroutine, so a connection's
+        task starts in :meth:`HTTPConnection.run` (which registers it with the server):
+        no wrapper frame lives as long as the connection does (an idle SSE stream's
+        memory).
+        """
         sock = _socket_of(stream)
         if sock is not None:
             try:
@@ -133,13 +140,7 @@ class Server:
             except OSError:
                 pass
         connection = HTTPConnection(stream, self.state, client=client, server=server, scheme=scheme)
-        self.state.connections.add(connection)
-        try:
-            await connection.run()
-        finally:
-            self.state.connections.discard(connection)
-            if self.state.shutting_down.is_set() and not self.state.connections:
-                self._drained.set()
+        return connection.run()
 
     async def shutdown(self, connections: trio.Nursery) -> None:
         """Graceful shutdown of every connection in ``connections`` (see module docstring)."""
@@ -149,13 +150,13 @@ class Server:
             if connection.idle_scope is not None:
                 connection.idle_scope.cancel()
         if not state.connections:
-            self._drained.set()
+            self.state.drained.set()
         options = self.options
         with trio.move_on_after(options.shutdown_timeout):
             with trio.move_on_after(min(options.stream_shutdown_grace, options.shutdown_timeout)):
-                await self._drained.wait()
+                await self.state.drained.wait()
             self.cancel_streams()
-            await self._drained.wait()
+            await self.state.drained.wait()
         if state.connections:
             logger.warning(
                 "shutdown_timeout (%.1fs) passed: cancelling %d connection(s): %s",
@@ -184,8 +185,8 @@ class Server:
                         await trio.sleep(0.1)
                         continue
                     raise
-                # handle_stream itself (no wrapper coroutine: its frame would live as
-                # long as the connection).
+                # handle_stream's coroutine is the connection's own (no wrapper frame
+                # lives as long as the connection).
                 nursery.start_soon(functools.partial(self.handle_stream, stream, scheme=scheme))
 
     def _ssl_context(self) -> ssl.SSLContext | None:

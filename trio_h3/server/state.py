@@ -42,6 +42,8 @@ class ServerState:
         self.stopping = False
         #: Open connections (their ``describe()`` is logged if a forced exit leaves them).
         self.connections: set[Any] = set()
+        #: Set once the graceful shutdown has begun and no connection is left.
+        self.drained = trio.Event()
         self.streams: set[Stream] = set()
         #: Set once open streams were cancelled: a stream starting later ends at once.
         self.streams_cancelled = False
