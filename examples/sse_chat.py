@@ -16,7 +16,7 @@ notice.
 Every open ``/events`` is a member of the room. The stream starts with a ``joined``
 event (``{"subscribers": N}``, the members then); ``/events?members=1`` (the page's)
 also gets a ``members`` event (``{"members": N}``, no id) whenever someone joins or
-leaves. The count spans every process: :class:`Presence` gossips each process's count
+leaves. The count spans every process: :class:`trio_h3.Presence` gossips each process's count
 on a hub of its own. With ``REDIS_URL`` set the room spans processes::
 
     REDIS_URL=redis://127.0.0.1:6379/0 trio-h3 run examples.sse_chat:app --workers 2
@@ -28,10 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,14 +37,13 @@ import trio
 from trio_h3 import (
     H3,
     Broadcast,
-    BroadcastUnavailable,
     H3Event,
     HTMLResponse,
     HTTPError,
+    Presence,
     SSEWriter,
     StaticFiles,
     StreamClosed,
-    Subscription,
     serve,
 )
 
@@ -61,12 +56,6 @@ MAX_USER = 40
 MAX_TEXT = 2000
 #: Messages kept for replay after a reconnect.
 HISTORY = 500
-#: Seconds between a process's presence announcements (besides one per change).
-PRESENCE_HEARTBEAT = 10.0
-#: A process not heard from for this long has died: its members are no longer counted.
-PRESENCE_EXPIRY = 3 * PRESENCE_HEARTBEAT
-#: Bound on the goodbye of a process that is stopping.
-FAREWELL_TIMEOUT = 5.0
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -182,127 +171,6 @@ def create_presence() -> Presence:
     if url:
         return Presence(Broadcast.from_url(url, history=100, history_ttl=60), PRESENCE_TOPIC)
     return Presence(Broadcast(history=0), PRESENCE_TOPIC)
-
-
-class Presence:
-    """How many members each room has, summed over every process on a hub.
-
-    Each process counts its own members (:meth:`member`) and announces its counts on
-    ``topic`` when they change, and every ``PRESENCE_HEARTBEAT`` seconds; each sums
-    what it last heard from the others with its own. A process that starts says hello
-    and the others answer at once; one that stops says goodbye (its counts go), and one
-    that dies without a word is forgotten after ``PRESENCE_EXPIRY`` seconds. Enter
-    :meth:`running` in the app's lifespan, once its hub is entered.
-    """
-
-    def __init__(self, hub: Broadcast[Any], topic: str) -> None:
-        self.hub = hub
-        self.topic = topic
-        #: This process on the hub (a worker restarted is a new one).
-        self.node = secrets.token_hex(8)
-        #: Members here, per room.
-        self.here: Counter[str] = Counter()
-        #: The other processes' counts: node -> (when last heard, room -> members).
-        self.others: dict[str, tuple[float, dict[str, int]]] = {}
-        self._waiters: dict[str, trio.Event] = {}
-        self._dirty = trio.Event()
-
-    def count(self, room: str) -> int:
-        """The members of ``room`` in every process."""
-        return self.here[room] + sum(rooms.get(room, 0) for _, rooms in self.others.values())
-
-    @contextmanager
-    def member(self, room: str) -> Iterator[None]:
-        """One more member of ``room`` for the duration of the block."""
-        self.here[room] += 1
-        self._changed({room}, local=True)
-        try:
-            yield
-        finally:
-            self.here[room] -= 1
-            if not self.here[room]:
-                del self.here[room]
-            self._changed({room}, local=True)
-
-    async def follow(self, room: str, send: Callable[[int], Awaitable[object]]) -> None:
-        """``await send(count)`` now and whenever ``room``'s count changes, until cancelled.
-
-        A send that waits on a slow client skips the counts it missed: the next one
-        is the latest.
-        """
-        sent: int | None = None
-        while True:
-            changed = self._waiters.setdefault(room, trio.Event())
-            if (count := self.count(room)) != sent:
-                await send(count)
-                sent = count
-            await changed.wait()
-
-    def _changed(self, rooms: Iterable[str], *, local: bool) -> None:
-        for room in rooms:
-            waiter = self._waiters.pop(room, None)
-            if waiter is not None:
-                waiter.set()
-        if local:
-            self._dirty.set()
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Gossip for the duration of the block (on the hub, entered); say goodbye at its end."""
-        async with (
-            # Every announcement carries all of a process's counts: one lost is harmless.
-            self.hub.subscribe(self.topic, max_buffer=1024, policy="drop_oldest") as updates,
-            trio.open_nursery() as nursery,
-        ):
-            nursery.start_soon(self._listen, updates)
-            nursery.start_soon(self._announce)
-            try:
-                yield
-            finally:
-                nursery.cancel_scope.cancel()
-                with trio.CancelScope(shield=True), trio.move_on_after(FAREWELL_TIMEOUT):
-                    await self._publish({}, hello=False)
-
-    async def _publish(self, rooms: dict[str, int], *, hello: bool) -> bool:
-        message = {"node": self.node, "rooms": rooms, "hello": hello}
-        try:
-            await self.hub.publish(self.topic, message)
-        except BroadcastUnavailable as exc:
-            log.warning("presence: %s (counts are sent again in %gs)", exc, PRESENCE_HEARTBEAT)
-            return False
-        return True
-
-    async def _announce(self) -> None:
-        """Our counts when they change and as a heartbeat; forget the silent processes."""
-        hello = True
-        while True:
-            self._dirty = trio.Event()
-            if await self._publish(dict(self.here), hello=hello):
-                hello = False
-            with trio.move_on_after(PRESENCE_HEARTBEAT):
-                await self._dirty.wait()
-            horizon = trio.current_time() - PRESENCE_EXPIRY
-            for node, (heard, rooms) in list(self.others.items()):
-                if heard < horizon:
-                    del self.others[node]
-                    self._changed(rooms, local=False)
-
-    async def _listen(self, updates: Subscription[Any]) -> None:
-        async for message in updates:
-            if message.reset:
-                continue  # some were missed: the heartbeats make up for them
-            node, rooms = message.data["node"], message.data["rooms"]
-            if node == self.node:
-                continue
-            if message.data["hello"]:
-                self._dirty.set()  # a newcomer: tell it our counts now
-            _, before = self.others.pop(node, (0.0, {}))
-            if rooms:
-                self.others[node] = (trio.current_time(), rooms)
-            self._changed(
-                {r for r in before.keys() | rooms.keys() if before.get(r) != rooms.get(r)},
-                local=False,
-            )
 
 
 def create_app(

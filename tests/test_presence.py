@@ -1,5 +1,5 @@
-"""The chats' member counts across processes: examples' ``Presence`` (sse_chat and
-websocket_chat carry the same class, each example being one file).
+"""Member counts across processes: :class:`trio_h3.Presence`, and the two chat examples
+that show them.
 
 Several ``Presence`` on one hub stand for several processes: under MockClock in memory,
 and end to end against a real redis-server, two apps built from ``REDIS_URL`` as two
@@ -8,8 +8,7 @@ workers would be.
 
 from __future__ import annotations
 
-import inspect
-from types import ModuleType
+import logging
 from typing import Any
 
 import pytest
@@ -18,21 +17,14 @@ import trio.testing
 from redis_server import RedisServer
 
 from examples import sse_chat, websocket_chat
-from trio_h3 import Broadcast
+from trio_h3 import Broadcast, Presence
 from trio_h3.testing import SSEStream, TestClient
 
-CHATS = [sse_chat, websocket_chat]
 #: Seconds (real ones, against Redis) for a count to reach every process.
 BOUND = 10.0
 
 
-def test_both_chats_carry_the_same_presence() -> None:
-    assert inspect.getsource(sse_chat.Presence) == inspect.getsource(websocket_chat.Presence)
-    for name in ("PRESENCE_HEARTBEAT", "PRESENCE_EXPIRY", "FAREWELL_TIMEOUT"):
-        assert getattr(sse_chat, name) == getattr(websocket_chat, name)
-
-
-async def reaches(presence: Any, room: str, count: int, bound: float = 1.0) -> None:
+async def reaches(presence: Presence, room: str, count: int, bound: float = 1.0) -> None:
     """Until ``presence`` counts ``count`` members in ``room`` (watched as a page would)."""
     with trio.CancelScope() as done, trio.fail_after(bound):
 
@@ -43,12 +35,11 @@ async def reaches(presence: Any, room: str, count: int, bound: float = 1.0) -> N
         await presence.follow(room, check)
 
 
-@pytest.mark.parametrize("chat", CHATS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 async def test_counts_add_up_over_processes(
-    chat: ModuleType, autojump_clock: trio.testing.MockClock
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with Broadcast[Any](history=0) as hub:
-        one, two = chat.Presence(hub, "presence"), chat.Presence(hub, "presence")
+        one, two = Presence(hub, "presence"), Presence(hub, "presence")
         async with one.running():
             with one.member("lobby"), one.member("lobby"), one.member("kitchen"):
                 async with two.running():
@@ -73,12 +64,11 @@ async def test_counts_add_up_over_processes(
             assert one.count("kitchen") == 0
 
 
-@pytest.mark.parametrize("chat", CHATS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 async def test_a_process_that_died_silently_is_forgotten(
-    chat: ModuleType, autojump_clock: trio.testing.MockClock
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with Broadcast[Any](history=0) as hub:
-        one = chat.Presence(hub, "presence")
+        one = Presence(hub, "presence")
         async with one.running():
             with one.member("lobby"):
                 # The last announcement of a worker that crashed: no goodbye will follow.
@@ -86,24 +76,84 @@ async def test_a_process_that_died_silently_is_forgotten(
                     "presence", {"node": "gone", "rooms": {"lobby": 5}, "hello": False}
                 )
                 await reaches(one, "lobby", 6)
-                await trio.sleep(chat.PRESENCE_EXPIRY - 1)
+                await trio.sleep(one.expiry - 1)
                 assert one.count("lobby") == 6  # not yet: it may just be quiet
-                await reaches(one, "lobby", 1, bound=2 * chat.PRESENCE_HEARTBEAT)
-                assert trio.current_time() >= chat.PRESENCE_EXPIRY
+                await reaches(one, "lobby", 1, bound=2 * one.heartbeat)
+                assert trio.current_time() >= one.expiry
 
 
-@pytest.mark.parametrize("chat", CHATS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 async def test_a_quiet_process_stays_counted_by_its_heartbeats(
-    chat: ModuleType, autojump_clock: trio.testing.MockClock
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with Broadcast[Any](history=0) as hub:
-        one, two = chat.Presence(hub, "presence"), chat.Presence(hub, "presence")
+        one, two = Presence(hub, "presence"), Presence(hub, "presence")
         async with one.running(), two.running():
             with two.member("lobby"):
                 await reaches(one, "lobby", 1)
                 # Long after the expiry, the heartbeats have kept `two` counted.
-                await trio.sleep(10 * chat.PRESENCE_EXPIRY)
+                await trio.sleep(10 * one.expiry)
                 assert one.count("lobby") == 1
+
+
+async def test_counts_lists_every_room_with_members_anywhere(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with Broadcast[Any](history=0) as hub:
+        one, two = Presence(hub), Presence(hub)
+        async with one.running(), two.running():
+            with one.member("lobby"), two.member("lobby"), two.member("attic"):
+                await reaches(one, "attic", 1)
+                await reaches(one, "lobby", 2)
+                assert one.counts() == two.counts() == {"lobby": 2, "attic": 1}
+            await reaches(one, "attic", 0)
+            await reaches(one, "lobby", 0)
+            assert one.counts() == {}
+
+
+async def test_the_heartbeat_and_expiry_are_the_apps_choice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with Broadcast[Any](history=0) as hub:
+        one = Presence(hub, heartbeat=1.0)
+        assert one.expiry == 3.0
+        async with one.running():
+            await hub.publish("presence", {"node": "gone", "rooms": {"lobby": 2}, "hello": False})
+            await reaches(one, "lobby", 2)
+            # Forgotten once expiry has passed, at the next beat (the sweep runs on each).
+            await reaches(one, "lobby", 0, bound=one.expiry + 2 * one.heartbeat)
+            assert trio.current_time() > one.expiry
+    with pytest.raises(ValueError, match="heartbeat must be positive"):
+        Presence(hub, heartbeat=0)
+    with pytest.raises(ValueError, match="expiry must be longer than the heartbeat"):
+        Presence(hub, heartbeat=10, expiry=5)
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "hello",
+        {"node": "x"},
+        {"node": 1, "rooms": {}, "hello": False},
+        {"node": "x", "rooms": {"lobby": "2"}, "hello": False},
+        {"node": "x", "rooms": {"lobby": -1}, "hello": False},
+        {"node": "x", "rooms": {"lobby": True}, "hello": False},
+        {"node": "x", "rooms": [], "hello": 0},
+    ],
+)
+async def test_a_message_that_is_not_an_announcement_is_ignored(
+    foreign: object, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Broadcast[Any](history=0) as hub:
+        one, two = Presence(hub), Presence(hub)
+        async with one.running(), two.running():
+            with caplog.at_level(logging.WARNING, "trio_h3.broadcast"):
+                await hub.publish("presence", foreign)
+                # The gossip goes on: a member of two still reaches one.
+                with two.member("lobby"):
+                    await reaches(one, "lobby", 1)
+                await reaches(one, "lobby", 0)
+                assert one.counts() == {}
+    assert "ignored a message on 'presence' that is not ours" in caplog.text
 
 
 # -- end to end on Redis: two apps from REDIS_URL, as two workers ----------------------------

@@ -18,12 +18,15 @@ The map (data flows top to bottom; each layer knows only the ones below it)::
     cli/             trio-h3 run module:app: flags from ServeOptions' fields, logging,
                      --reload's supervisor; imports the app, serve()
     server/          the Trio shell: serve (listeners, signals, hard bounds), connection
-                     (the request loop), exchange (one request), wire (the only module
-                     that speaks h11), checks (pure), body, streaming (one lifecycle for
-                     every stream, with its monitor task), options, state
-    testing.py       TestClient: the real connection code over in-memory streams
+                     (the request loop), exchange (one request), wire (the seam: I/O
+                     and framing) with wire_h11 and wire_httptools (the only modules
+                     that speak a parser; backends picks one), checks (pure), body,
+                     streaming (one lifecycle for every stream, with its monitor task),
+                     options, state
+    testing/         TestClient: the real connection code over in-memory streams
     broadcast/       the fan-out hub: hub, subscription (buffers, policies, replay),
-                     message (ids, pure), memory and redis (lazy: coredis) backends
+                     message (ids, pure), presence (members per room over processes),
+                     memory and redis (lazy: coredis) backends
     websocket/       handshake, codes, deflate (pure), options, session (the handler's
                      API), _lifecycle (how a session ends), _adapter (trio-websocket's
                      and wsproto's internals)
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
         BroadcastMessage,
         BroadcastStatistics,
         BroadcastUnavailable,
+        Presence,
         SlowConsumerPolicy,
         Subscription,
     )
@@ -135,6 +139,7 @@ __all__ = [
     "MultiMapping",
     "Next",
     "PlainTextResponse",
+    "Presence",
     "QueryParams",
     "RedirectResponse",
     "Response",
@@ -185,6 +190,7 @@ __getattr__, __dir__ = lazy_exports(
         "BroadcastMessage": ".broadcast",
         "BroadcastStatistics": ".broadcast",
         "BroadcastUnavailable": ".broadcast",
+        "Presence": ".broadcast",
         "SlowConsumerPolicy": ".broadcast",
         "Subscription": ".broadcast",
         "URL": ".datastructures",

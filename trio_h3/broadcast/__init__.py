@@ -5,6 +5,8 @@
 - :mod:`.subscription`: one subscriber's bounded buffer, its slow-consumer policy, and
   the replay rule (each position once, in order, every hole filled or announced).
 - :mod:`.message`: ids (epoch + position), messages, statistics. Pure.
+- :mod:`.presence`: :class:`Presence` -- members per room, summed over every process
+  on a hub (gossip with heartbeats; a process that dies is forgotten).
 - :mod:`.backend`: the seam; :mod:`.memory` (one process) and :mod:`.redis` (any
   number of processes; imported only by :meth:`Broadcast.from_url`, so neither
   ``import trio_h3`` nor the memory hub loads coredis).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 from .hub import Broadcast
 from .message import BroadcastMessage, BroadcastStatistics, BroadcastUnavailable, SlowConsumerPolicy
+from .presence import Presence
 from .subscription import Subscription
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "BroadcastMessage",
     "BroadcastStatistics",
     "BroadcastUnavailable",
+    "Presence",
     "SlowConsumerPolicy",
     "Subscription",
 ]
