@@ -43,6 +43,17 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[HTTP_ENV] = chosen
     else:
         os.environ.setdefault(HTTP_ENV, "h11")
+    # The coverage floor (pyproject's fail_under) holds for the whole suite, as the
+    # README runs it; a run of some tests (a file, -k, -m) measures only what they touch,
+    # and must not fail for that.
+    partial = (
+        config.args_source is not pytest.Config.ArgsSource.TESTPATHS
+        or bool(config.option.keyword)
+        or bool(config.option.markexpr)
+    )
+    coverage = config.pluginmanager.get_plugin("_cov")
+    if partial and coverage is not None:
+        coverage.options.cov_fail_under = 0
 
 
 @pytest.fixture(params=BACKENDS)
