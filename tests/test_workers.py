@@ -259,16 +259,18 @@ async def read_until_eof_bounded(stream: trio.SocketStream) -> bytes:
 async def test_a_second_signal_stops_every_worker_at_once(tmp_path: Path) -> None:
     app = tmp_path / "workers_app.py"
     app.write_text(
-        "import time\nfrom trio_h3 import H3\napp = H3()\n"
+        "import sys, time\nfrom trio_h3 import H3\napp = H3()\n"
         "@app.lifespan\nasync def lifespan(nursery):\n    yield\n"
-        "    print('lifespan exit blocks', flush=True)\n    time.sleep(60)\n"
+        "    print('lifespan exit blocks', file=sys.stderr, flush=True)\n    time.sleep(60)\n"
     )
     async with supervisor(tmp_path, "--workers", "2") as child:
         await wait_workers(child, 2)
         start = trio.current_time()
         child.signal(signal.SIGTERM)
         await child.read_until(b"stopping 2 workers gracefully")
-        await trio.sleep(0.5)
+        # Both workers are stuck in app code that blocks the event loop (said, not
+        # guessed by a sleep): only the second signal can end them now.
+        await child.read_until(re.compile(rb"lifespan exit blocks[\s\S]*lifespan exit blocks"))
         child.signal(signal.SIGTERM)
         with trio.fail_after(20):
             code = await child.wait()
