@@ -174,7 +174,8 @@ class Exchange:
                 if log_access:
                     self._log_access(started)
             wire = self.wire
-            if not self.handed_off and not wire.broken and (self._body or wire.body_pending):
+            started_or_due = self._body is not None or wire.body_pending
+            if started_or_due and not self.handed_off and not wire.broken:
                 # Only a body that was started or is still to come (a GET has none).
                 await self.body.discard()
         finally:
@@ -303,8 +304,6 @@ class Exchange:
         wire = self.wire
         if wire.close_after or self.state.stopping:
             return True
-        if self._body is None and not wire.body_pending:
-            return False  # the usual request: no body, nothing left unread
         if not wire.body_pending or (self._body is not None and self._body.done):
             return False
         # A body nobody will read: one the client waits to be invited to send, or one

@@ -131,10 +131,6 @@ class ServerState:
         else:
             headers += self.static_headers
 
-    def date_header(self) -> bytes:
-        """The ``Date`` header value, formatted once per second rather than per response."""
-        return self.date_pair()[1]
-
     def date_pair(self) -> tuple[bytes, bytes]:
         """The ``Date`` header as sent (RFC 9110 §6.6.1), made once per second."""
         now = int(time.time())
