@@ -280,9 +280,12 @@ class Server:
         try:
             async with trio.open_nursery() as outer:
                 # The signal receiver lives until run() returns, so a signal during the
-                # lifespan's exit is still ours, never the default disposition.
+                # lifespan's exit is still ours, never the default disposition; and it is
+                # in place before anything is announced (start, not start_soon: a
+                # supervisor's SIGTERM right after "listening" must not kill a worker
+                # whose receiver task had not run yet).
                 if handle_signals:
-                    outer.start_soon(self._watch_signals)
+                    await outer.start(self._watch_signals)
                 if shutdown_trigger is not None:
                     outer.start_soon(self._follow_trigger, shutdown_trigger)
                 await self._serve(listeners, bound, where, scheme, handle_signals, task_status)
@@ -354,8 +357,11 @@ class Server:
 
     # -- the hard bounds ------------------------------------------------------------------
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for signum in signals:
                 self._first_signal = signum
                 self.state.request_shutdown(signal.Signals(signum).name)
