@@ -24,6 +24,10 @@ __all__: list[str] = []
 
 logger = logging.getLogger("trio_h3")
 
+# The weight of each new age in ServerState.turnaround: the mean follows the last ~50
+# requests, so it tracks a change of load within a few round trips of 64 connections.
+_TURNAROUND_WEIGHT = 0.02
+
 
 class ServerState:
     """Per-server state. No module globals: two servers in one process never interfere."""
@@ -78,6 +82,9 @@ class ServerState:
         #: (``limit_concurrency``).
         self.requests_begun = 0
         self.requests_active = 0
+        #: The running mean of how long after its connection's last response a request
+        #: was found waiting, in seconds (see :meth:`pace`).
+        self.turnaround = 0.0
         self._date_second = -1
         self._date_value = b""
         self._date_pair = (b"date", b"")
@@ -113,6 +120,18 @@ class ServerState:
             return False
         self.requests_active += 1
         return True
+
+    def pace(self, age: float) -> bool:
+        """Whether a request found waiting ``age`` seconds after its connection's last
+        response should let those waiting longer go first; ``age`` joins the mean.
+
+        True when ``age`` is below the running mean of such ages (an exponential mean
+        over about the last fifty). The connection loop then yields once more: see
+        "the longest-waiting first" in :mod:`.connection`.
+        """
+        mean = self.turnaround
+        self.turnaround = mean + (age - mean) * _TURNAROUND_WEIGHT
+        return age < mean
 
     def add_server_headers(
         self, headers: list[tuple[bytes, bytes]], present: list[tuple[bytes, bytes]]

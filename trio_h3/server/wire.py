@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import enum
 import os
+import time
 from http import HTTPStatus
 
 import trio
@@ -106,6 +107,7 @@ class Wire(abc.ABC):
         "max_target_size",
         "proxied",
         "stream",
+        "written_at",
     )
 
     def __init__(
@@ -135,6 +137,9 @@ class Wire(abc.ABC):
         self._method = b""
         self._expects_continue = False
         self._continue_sent = False
+        #: When the last write to the client completed (``time.monotonic()``): how long
+        #: its next request has had to arrive (the connection loop's pacing).
+        self.written_at = 0.0
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -282,7 +287,9 @@ class Wire(abc.ABC):
                 if sent < len(data):
                     await sockio.send_all(sock, memoryview(data)[sent:])
                 else:
+                    self.written_at = time.monotonic()  # the write, not the resumption
                     await trio.lowlevel.cancel_shielded_checkpoint()
+                    return
             else:
                 await sockio.send_all(sock, data)
         except BaseException:
@@ -290,6 +297,7 @@ class Wire(abc.ABC):
             # connection is broken from now on.
             self._send_failed()
             raise
+        self.written_at = time.monotonic()
 
     @abc.abstractmethod
     async def send_continue(self) -> None:
