@@ -4,7 +4,10 @@ read a request head -> one :class:`~.exchange.Exchange` (the app, the response) 
 next head, while the connection stays reusable (keep-alive and pipelining come from the
 wire's cycle). Between requests the connection waits at most ``keep_alive_timeout``;
 once a head has begun it must arrive whole within ``request_head_timeout`` (slowloris).
-A head the server refuses gets its 4xx with the JSON error body, then a clean close.
+A head that was already waiting is served after a schedule point, or two when it came
+sooner after the last response than usual, so that the longest-waiting go first
+(fairness between connections; see the loop). A head the server refuses gets its 4xx
+with the JSON error body, then a clean close.
 """
 
 from __future__ import annotations
