@@ -265,17 +265,20 @@ async def test_a_second_signal_stops_every_worker_at_once(tmp_path: Path) -> Non
     )
     async with supervisor(tmp_path, "--workers", "2") as child:
         await wait_workers(child, 2)
-        start = trio.current_time()
         child.signal(signal.SIGTERM)
         await child.read_until(b"stopping 2 workers gracefully")
         # Both workers are stuck in app code that blocks the event loop (said, not
         # guessed by a sleep): only the second signal can end them now.
         await child.read_until(re.compile(rb"lifespan exit blocks[\s\S]*lifespan exit blocks"))
         child.signal(signal.SIGTERM)
-        with trio.fail_after(20):
+        with trio.fail_after(20):  # a hang guard; the 60 s sleep would trip it
             code = await child.wait()
-        assert code == 128 + signal.SIGTERM, child.stderr.decode()
-        assert trio.current_time() - start < 15  # not the 60 s the workers would block
+        stderr = child.stderr.decode()
+        assert code == 128 + signal.SIGTERM, stderr
+        # Each worker left through the second signal, at once: not through its hard
+        # deadline (shutdown_timeout + margin), which exits with the same status.
+        assert stderr.count("second signal (SIGTERM): exiting now") == 2, stderr
+        assert "did not finish within" not in stderr, stderr
 
 
 async def test_reuse_port_gives_each_worker_its_own_queue(
