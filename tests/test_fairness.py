@@ -20,8 +20,8 @@ from helpers import RunServer, exchange, parse_responses, request_bytes
 from trio_h3 import H3, H3Event, ServeOptions
 from trio_h3.server.state import ServerState
 
-# Every test here runs on both parser backends (conftest.py).
-pytestmark = pytest.mark.usefixtures("backend")
+# The socket tests run on both parser backends (conftest.py); the unit test once.
+on_both_backends = pytest.mark.usefixtures("backend")
 
 TIMEOUT = 10
 
@@ -71,6 +71,7 @@ async def steps_between_pipelined(running_server: RunServer, turnaround: float) 
     return seen["b"] - seen["a"]
 
 
+@on_both_backends
 async def test_a_waiting_request_is_served_after_a_schedule_point(
     running_server: RunServer,
 ) -> None:
@@ -79,6 +80,7 @@ async def test_a_waiting_request_is_served_after_a_schedule_point(
     assert await steps_between_pipelined(running_server, 0.0) == 2
 
 
+@on_both_backends
 async def test_a_request_younger_than_the_mean_lets_older_ones_go_first(
     running_server: RunServer,
 ) -> None:
