@@ -102,6 +102,39 @@ async def test_pipelining_over_a_socket(running_server: RunServer) -> None:
             assert clean
 
 
+async def test_a_complete_response_larger_than_the_socket_buffer(
+    running_server: RunServer,
+) -> None:
+    # The body cannot go in one write(2): 6 MiB is more than a TCP send buffer holds
+    # (Linux's tcp_wmem maximum is 4 MiB). The rest is sent through trio as the client
+    # drains it, and the next request on the same connection is answered after it.
+    big = bytes(range(256)) * (6 * 1024 * 4)
+    app = H3()
+
+    @app.get("/big")
+    async def big_body(event: H3Event) -> bytes:
+        return big
+
+    @app.get("/after")
+    async def after(event: H3Event) -> str:
+        return "after"
+
+    async with running_server(app) as server:
+        stream = await open_connection(server.port)
+        async with stream:
+            await stream.send_all(
+                request_bytes("GET", "/big")
+                + request_bytes("GET", "/after", [("connection", "close")])
+            )
+            with trio.fail_after(TIMEOUT):
+                data = await read_until_eof(stream, limit=len(big) + (1 << 16))
+    responses, clean = parse_responses(data, ["GET", "GET"])
+    assert [r.status for r in responses] == [200, 200]
+    assert responses[0].body == big
+    assert responses[1].body == b"after"
+    assert clean
+
+
 async def test_http_1_0_over_a_socket(running_server: RunServer) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_server(make_app()) as server:

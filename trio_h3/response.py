@@ -278,13 +278,13 @@ def to_response(value: Any, status: int | None, extra_headers: Headers | None) -
     if isinstance(value, Response):
         response = value
     else:
-        if value is None:
+        if isinstance(value, str):  # the usual value first
+            body, media = value.encode(), _TEXT
+        elif value is None:
             body, media = b"", None
             if status is None:
                 status = 204
-        elif isinstance(value, str):
-            body, media = value.encode(), _TEXT
-        elif isinstance(value, dict | list):
+        elif isinstance(value, (dict, list)):  # a tuple: cheaper than a union to test
             body, media = json_dumps(value), _JSON
         elif isinstance(value, bytes | bytearray | memoryview):
             body, media = bytes(value), _OCTET

@@ -158,7 +158,18 @@ class Exchange:
                     response = error_response(HTTPError(503, "Service Unavailable"))
                 self.status = response.status
                 if type(response) is Response and not self.wire.response_started:
-                    await self._respond_complete(response)  # the common case, directly
+                    # The common case, directly: the bytes made here, one await for
+                    # the write (each coroutine level costs its call, and its pass on
+                    # every suspension and resumption).
+                    try:
+                        data = self._encode_complete(response)
+                    except InvalidResponse as exc:
+                        await self._invalid(exc)
+                    else:
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                        sent = self.wire.write_now(data)
+                        if sent < len(data):
+                            await self.wire.send_rest(data, sent)
                 else:
                     # Awaited here, not inside _sending: a stream's task keeps one
                     # frame fewer for as long as the stream lives.
@@ -195,20 +206,15 @@ class Exchange:
         await self.state.guest.contain(exc, self.describe())
         return error_response(HTTPError(500, "Internal Server Error"))
 
-    async def _respond_complete(self, response: Response) -> None:
-        """A plain :class:`Response` (what a handler's value becomes): hooks, then one write."""
-        try:
-            try:
-                self.event.run_head_hooks(response)
-            except Exception as exc:
-                logger.error("a before_head hook failed on %s", self.describe(), exc_info=exc)
-                self.status = 500
-                response = error_response(HTTPError(500, "Internal Server Error"))
-            await self.wire.send_response(
-                response.status, self._headers(response, complete=True), response.body
-            )
-        except InvalidResponse as exc:
-            await self._invalid(exc)
+    def _encode_complete(self, response: Response) -> bytes:
+        """A plain :class:`Response` (what a handler's value becomes): its hooks, then
+        its bytes. Raises :class:`InvalidResponse` for one that cannot be sent."""
+        if not self._run_head_hooks(response):
+            self.status = 500
+            response = error_response(HTTPError(500, "Internal Server Error"))
+        return self.wire.encode_response(
+            response.status, self._headers(response, complete=True), response.body
+        )
 
     def shutdown_refusal(self) -> HTTPError | None:
         """The 503 for a new stream or upgrade during shutdown (None otherwise)."""
@@ -294,17 +300,17 @@ class Exchange:
         if not 200 <= response.status <= 599:
             raise InvalidResponse(f"status {response.status!r} is not a final status")
         self.state.add_server_headers(headers, headers)
-        if self._closes():
+        wire = self.wire
+        if wire.close_after or self.state.stopping or (wire.body_pending and self._unread()):
             # Announce the close: the body was refused or is unread, or we are stopping.
             headers.append(_CLOSE)
         return headers
 
-    def _closes(self) -> bool:
-        """Whether this response must end the connection (and so say ``close``)."""
+    def _unread(self) -> bool:
+        """Whether the request body still to come will not be read (the response must
+        then end the connection, and so say ``close``)."""
         wire = self.wire
-        if wire.close_after or self.state.stopping:
-            return True
-        if not wire.body_pending or (self._body is not None and self._body.done):
+        if self._body is not None and self._body.done:
             return False
         # A body nobody will read: one the client waits to be invited to send, or one
         # declared over the limit (read only to discard it, it could be anything).

@@ -108,6 +108,7 @@ class Wire(abc.ABC):
         "proxied",
         "stream",
         "written_at",
+        "yield_owed",
     )
 
     def __init__(
@@ -140,6 +141,9 @@ class Wire(abc.ABC):
         #: When the last write to the client completed (``time.monotonic()``): how long
         #: its next request has had to arrive (the connection loop's pacing).
         self.written_at = 0.0
+        #: A write made by :meth:`write_now` still owes its schedule point (the
+        #: connection loop makes it: see there).
+        self.yield_owed = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -299,6 +303,41 @@ class Wire(abc.ABC):
             raise
         self.written_at = time.monotonic()
 
+    def write_now(self, data: bytes) -> int:
+        """How much of ``data`` one ``write(2)`` took, on a plain socket (0 otherwise).
+
+        The complete response's write, for the hot path, without a coroutine of its
+        own: the caller makes the cancel point before it
+        (``trio.lowlevel.checkpoint_if_cancelled``), sends what is left with
+        :meth:`send_rest`, and after a whole write (``yield_owed`` set) the connection
+        loop makes the schedule point, where a coroutine level or two fewer pass it on.
+        Together, the checkpoint trio's own send makes.
+        """
+        if self._fd < 0:
+            return 0
+        try:
+            sent = sockio.try_write(self._fd, data)
+        except BaseException:
+            self._send_failed()
+            raise
+        if sent == len(data):
+            self.written_at = time.monotonic()
+            self.yield_owed = True
+        return sent
+
+    async def send_rest(self, data: bytes, sent: int) -> None:
+        """Send ``data`` from byte ``sent`` on (after :meth:`write_now`), waiting as needed."""
+        if not sent:
+            await self._send(data)
+            return
+        assert self._socket is not None
+        try:
+            await sockio.send_all(self._socket, memoryview(data)[sent:])
+        except BaseException:
+            self._send_failed()
+            raise
+        self.written_at = time.monotonic()
+
     @abc.abstractmethod
     async def send_continue(self) -> None:
         """``100 Continue``: the client may send the body it announced."""
@@ -307,7 +346,6 @@ class Wire(abc.ABC):
         """Whether a response with ``status`` to the current request may carry content."""
         return self._method != b"HEAD" and status not in NO_CONTENT
 
-    @abc.abstractmethod
     async def send_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> None:
@@ -315,6 +353,17 @@ class Wire(abc.ABC):
 
         ``headers`` must not carry the framing headers: the length is set here.
         Raises :class:`InvalidResponse` for a head that cannot be sent.
+        """
+        await self._send(self.encode_response(status, headers, body))
+
+    @abc.abstractmethod
+    def encode_response(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> bytes:
+        """The bytes of a complete response (as :meth:`send_response` sends them).
+
+        From here on the wire counts the response as sent: the caller writes the bytes
+        (``_send``) or the wire is broken.
         """
 
     @abc.abstractmethod

@@ -201,9 +201,9 @@ class H11Wire(Wire):
         self._continue_sent = True
         await self._send(self._h11.send(_CONTINUE) or b"")
 
-    async def send_response(
+    def encode_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> None:
+    ) -> bytes:
         h = self._h11
         if status == 205:
             headers.append((b"content-length", b"0"))
@@ -216,7 +216,7 @@ class H11Wire(Wire):
             self.body_bytes = len(body)
         data += h.send(h11.EndOfMessage()) or b""
         self.head_sent = True
-        await self._send(data)
+        return data
 
     async def send_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> Framing:
         if status == 205:

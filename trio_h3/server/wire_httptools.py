@@ -504,9 +504,9 @@ class HttptoolsWire(Wire):
             self._keep_alive = False  # our own close: h11 leaves the field as it is
         return line + b"\r\n".join(map(_JOIN_PAIR, headers)) + b"\r\n\r\n"
 
-    async def send_response(
+    def encode_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> None:
+    ) -> bytes:
         if status == 205:
             headers.append((b"content-length", b"0"))
         elif status != 204 and status != 304:
@@ -518,7 +518,7 @@ class HttptoolsWire(Wire):
             self.body_bytes = len(body)
         self._our = _S_DONE
         self.head_sent = True
-        await self._send(data)
+        return data
 
     async def send_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> Framing:
         if status == 205:
