@@ -169,6 +169,24 @@ async def test_reflected_input_always_gets_an_answer(name: str, value: str, stat
     assert clean
 
 
+async def test_a_response_that_says_close_closes_every_time_it_is_sent() -> None:
+    # Sent on three connections in a row, the same response (its head assembled once
+    # and then reused) ends each of them: the pipelined request after it is never read.
+    app = H3()
+    app.get("/bye", lambda event: Response("bye", headers=[("connection", "close")]))
+    app.get("/next", lambda event: "next")
+    async with TestClient(app) as client:
+        for _ in range(3):
+            stream = await client.open_stream()
+            await stream.send_all(request_bytes("GET", "/bye") + request_bytes("GET", "/next"))
+            data = await read_until_eof(stream)
+            (only,), clean = parse_responses(data, ["GET"])
+            assert only.body == b"bye"
+            assert only.headers["connection"] == "close"
+            assert b"next" not in data
+            assert clean
+
+
 # -- bodiless statuses and framing ---------------------------------------------------------------
 
 

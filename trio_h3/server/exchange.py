@@ -209,7 +209,10 @@ class Exchange:
     def _encode_complete(self, response: Response) -> bytes:
         """A plain :class:`Response` (what a handler's value becomes): its hooks, then
         its bytes. Raises :class:`InvalidResponse` for one that cannot be sent."""
-        if not self._run_head_hooks(response):
+        try:
+            self.event.run_head_hooks(response)
+        except Exception as exc:
+            logger.error("a before_head hook failed on %s", self.describe(), exc_info=exc)
             self.status = 500
             response = error_response(HTTPError(500, "Internal Server Error"))
         return self.wire.encode_response(

@@ -106,6 +106,12 @@ _STATUS_LINES = {status: _status_line(status) for status in range(200, 600)}
 #: Pairs already known to be sendable (checked once each); bounded: cleared when full.
 _CHECKED: set[tuple[bytes, bytes]] = set()
 _CHECKED_MAX = 4096
+#: Whole heads of kept-alive responses, by status and header list: the head and whether
+#: the response itself says ``Connection: close``. A repeated response (the same
+#: status, headers, length, and Date within its second) is assembled once; bounded:
+#: cleared when full.
+_HEADS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
+_HEADS_MAX = 1024
 
 
 def _comma_values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
@@ -473,6 +479,14 @@ class HttptoolsWire(Wire):
         Also decides whether the connection ends after this response: h11 keeps no
         connection whose request or response says ``close``.
         """
+        keep = self._keep_alive and not need_close
+        if keep:
+            key = (status, *headers)
+            known = _HEADS.get(key)
+            if known is not None:
+                if known[1]:
+                    self._keep_alive = False
+                return known[0]
         line = _STATUS_LINES.get(status)
         connection = False
         try:
@@ -492,7 +506,7 @@ class HttptoolsWire(Wire):
         except InvalidResponse:
             self._our = _S_ERROR  # as h11 is after a LocalProtocolError
             raise
-        if not self._keep_alive or need_close:
+        if not keep:
             # h11 rewrites Connection as one title-cased field per token, at the end.
             tokens = set(_comma_values(headers, b"connection")) if connection else set()
             tokens.discard(b"keep-alive")
@@ -500,9 +514,15 @@ class HttptoolsWire(Wire):
             headers = [pair for pair in headers if pair[0] != b"connection"]
             headers += [(b"Connection", token) for token in sorted(tokens)]
             self._keep_alive = False
-        elif connection and b"close" in _comma_values(headers, b"connection"):
+            return line + b"\r\n".join(map(_JOIN_PAIR, headers)) + b"\r\n\r\n"
+        closes = connection and b"close" in _comma_values(headers, b"connection")
+        if closes:
             self._keep_alive = False  # our own close: h11 leaves the field as it is
-        return line + b"\r\n".join(map(_JOIN_PAIR, headers)) + b"\r\n\r\n"
+        head = line + b"\r\n".join(map(_JOIN_PAIR, headers)) + b"\r\n\r\n"
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[key] = (head, closes)
+        return head
 
     def encode_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
