@@ -24,24 +24,20 @@ the backends apart (tests/test_parsers.py holds the corpus that shows it):
   connection after the response (h11 keeps no HTTP/1.0 connection alive), and the head
   gets ``Connection: close``, ``Transfer-Encoding: chunked`` or nothing, as h11 writes it.
 
-Response heads are written here: a pre-encoded status line, the header lines joined
-once. Headers were validated where they were set (``Headers.add``); a pair that got
-into a raw list some other way is still checked, once per distinct pair (a bounded
-memo), so a mutated list is the same 500 the h11 backend gives.
+Response heads are written as h11 writes them by :mod:`.heads`.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from http import HTTPStatus
 
 import httptools
 import trio
 
-from ..datastructures import check_header
 from ..types import RequestHead
 from .checks import METHODS, WireError, check_head, request_line_too_long
+from .heads import comma_values, encode_head
 from .wire import NO_CONTENT, BodyEvent, Framing, InvalidResponse, Wire
 
 __all__: list[str] = []
@@ -88,41 +84,6 @@ _REQUEST_LINE = re.compile(
 # h11's request-line (its _abnf.request_line: method SP 1*VCHAR SP HTTP-version).
 _H11_REQUEST_LINE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# A field line without its CRLF (RFC 9112 §5: field-name ":" OWS field-value OWS).
-_JOIN_PAIR = b": ".join
-
-
-def _status_line(status: int) -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase.encode()
-    except ValueError:
-        reason = b""
-    return b"HTTP/1.1 %d %s\r\n" % (status, reason)
-
-
-#: Every final status line, encoded once (RFC 9112 §4: status-line = HTTP-version SP
-#: status-code SP [ reason-phrase ] CRLF).
-_STATUS_LINES = {status: _status_line(status) for status in range(200, 600)}
-#: Pairs already known to be sendable (checked once each); bounded: cleared when full.
-_CHECKED: set[tuple[bytes, bytes]] = set()
-_CHECKED_MAX = 4096
-#: Whole heads of kept-alive responses, by status and header list: the head and whether
-#: the response itself says ``Connection: close``. A repeated response (the same
-#: status, headers, length, and Date within its second) is assembled once; bounded:
-#: cleared when full.
-_HEADS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
-_HEADS_MAX = 1024
-
-
-def _comma_values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    """Every comma-separated value of ``name``, stripped and lowercased (h11's rule)."""
-    return [
-        item.strip().lower()
-        for key, value in headers
-        if key == name
-        for item in value.split(b",")
-        if item.strip()
-    ]
 
 
 def _refusal(
@@ -391,17 +352,17 @@ class HttptoolsWire(Wire):
         # h11's rules: HTTP/1.0 is never kept alive; RFC 9110 §10.1.1: an HTTP/1.0
         # client's 100-continue expectation is ignored.
         self._keep_alive = version >= b"1.1" and not (
-            connection and b"close" in _comma_values(fields, b"connection")
+            connection and b"close" in comma_values(fields, b"connection")
         )
         self._expects_continue = (
-            expect and version == b"1.1" and b"100-continue" in _comma_values(fields, b"expect")
+            expect and version == b"1.1" and b"100-continue" in comma_values(fields, b"expect")
         )
         self._continue_sent = False
         try:
             self.declared_length, chunked, self.proxied = check_head(
                 event, b"", self.max_header_size, self.max_target_size
             )
-            if chunked and _comma_values(fields, b"transfer-encoding") != [b"chunked"]:
+            if chunked and comma_values(fields, b"transfer-encoding") != [b"chunked"]:
                 # h11's rule (llhttp takes any list ending in chunked): RFC 9112 §6.1.
                 raise WireError(501, "Bad request: Only Transfer-Encoding: chunked is supported")
         except WireError:
@@ -474,54 +435,16 @@ class HttptoolsWire(Wire):
     def _head(
         self, status: int, headers: list[tuple[bytes, bytes]], *, need_close: bool = False
     ) -> bytes:
-        """The head as h11 writes it; InvalidResponse (and broken) if it cannot be sent.
-
-        Also decides whether the connection ends after this response: h11 keeps no
-        connection whose request or response says ``close``.
-        """
-        keep = self._keep_alive and not need_close
-        if keep:
-            key = (status, *headers)
-            known = _HEADS.get(key)
-            if known is not None:
-                if known[1]:
-                    self._keep_alive = False
-                return known[0]
-        line = _STATUS_LINES.get(status)
-        connection = False
+        """The head as h11 writes it (:func:`.heads.encode_head`); InvalidResponse (and
+        broken) if it cannot be sent. Also decides whether the connection ends after this
+        response: h11 keeps no connection whose request or response says ``close``."""
         try:
-            if line is None:
-                raise InvalidResponse(f"status {status!r} is not a final status")
-            for pair in headers:
-                if pair not in _CHECKED:
-                    try:
-                        check_header(*pair)
-                    except (ValueError, TypeError) as exc:
-                        raise InvalidResponse(str(exc)) from None
-                    if len(_CHECKED) >= _CHECKED_MAX:
-                        _CHECKED.clear()
-                    _CHECKED.add(pair)
-                if pair[0] == b"connection":
-                    connection = True
+            head, self._keep_alive = encode_head(
+                status, headers, self._keep_alive and not need_close
+            )
         except InvalidResponse:
             self._our = _S_ERROR  # as h11 is after a LocalProtocolError
             raise
-        if not keep:
-            # h11 rewrites Connection as one title-cased field per token, at the end.
-            tokens = set(_comma_values(headers, b"connection")) if connection else set()
-            tokens.discard(b"keep-alive")
-            tokens.add(b"close")
-            headers = [pair for pair in headers if pair[0] != b"connection"]
-            headers += [(b"Connection", token) for token in sorted(tokens)]
-            self._keep_alive = False
-            return line + b"\r\n".join(map(_JOIN_PAIR, headers)) + b"\r\n\r\n"
-        closes = connection and b"close" in _comma_values(headers, b"connection")
-        if closes:
-            self._keep_alive = False  # our own close: h11 leaves the field as it is
-        head = line + b"\r\n".join(map(_JOIN_PAIR, headers)) + b"\r\n\r\n"
-        if len(_HEADS) >= _HEADS_MAX:
-            _HEADS.clear()
-        _HEADS[key] = (head, closes)
         return head
 
     def encode_response(
@@ -546,7 +469,7 @@ class HttptoolsWire(Wire):
         need_close = False
         framing, self._remaining = Framing.NONE, 0
         if status not in (204, 304):
-            length = _comma_values(headers, b"content-length")
+            length = comma_values(headers, b"content-length")
             if length:
                 framing, self._remaining = Framing.LENGTH, int(length[0])
             elif self._version == b"1.1":
