@@ -153,11 +153,10 @@ class HTTPConnection:
                 exchange = self.exchange = Exchange(self, head)
                 await exchange.run()
                 self.exchange = None
-                if wire.yield_owed:
+                if exchange.yield_owed:
                     # The schedule point after a response written at once (Wire.write_now),
                     # made here: the fewer coroutine levels a suspension passes through,
                     # the cheaper it is.
-                    wire.yield_owed = False
                     await trio.lowlevel.cancel_shielded_checkpoint()
                 if exchange.handed_off:
                     self._handed_off = True

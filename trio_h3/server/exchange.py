@@ -78,6 +78,7 @@ class Exchange:
         "state",
         "status",
         "wire",
+        "yield_owed",
     )
 
     def __init__(self, connection: HTTPConnection, head: RequestHead) -> None:
@@ -118,6 +119,9 @@ class Exchange:
         self._uploads: list[forms.UploadFile] | None = None
         self.status = 0
         self.handed_off = False
+        #: The response went out in one write (Wire.write_now) whose schedule point is
+        #: still to be made (the connection loop makes it).
+        self.yield_owed = False
 
     @property
     def body(self) -> BodyReader:
@@ -168,7 +172,9 @@ class Exchange:
                     else:
                         await trio.lowlevel.checkpoint_if_cancelled()
                         sent = self.wire.write_now(data)
-                        if sent < len(data):
+                        if sent == len(data):
+                            self.yield_owed = True  # the schedule point: the loop's
+                        else:
                             await self.wire.send_rest(data, sent)
                 else:
                     # Awaited here, not inside _sending: a stream's task keeps one

@@ -108,7 +108,6 @@ class Wire(abc.ABC):
         "proxied",
         "stream",
         "written_at",
-        "yield_owed",
     )
 
     def __init__(
@@ -141,9 +140,6 @@ class Wire(abc.ABC):
         #: When the last write to the client completed (``time.monotonic()``): how long
         #: its next request has had to arrive (the connection loop's pacing).
         self.written_at = 0.0
-        #: A write made by :meth:`write_now` still owes its schedule point (the
-        #: connection loop makes it: see there).
-        self.yield_owed = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -276,42 +272,29 @@ class Wire(abc.ABC):
         """Record that a write did not complete (the framing is lost)."""
 
     async def _send(self, data: bytes) -> None:
-        sock = self._socket
-        try:
-            if sock is None:
-                await self.stream.send_all(data)
-            elif self._fd >= 0:
-                # The usual response fits the socket buffer: one write(2) between the
-                # two halves of the checkpoint trio's send makes (a cancel point before,
-                # so a cancelled write writes nothing; a schedule point after, which
-                # cannot raise, so a write that happened is never reported as failed),
-                # without its wrappers. What does not fit goes through trio (waits).
-                await trio.lowlevel.checkpoint_if_cancelled()
-                sent = sockio.try_write(self._fd, data)
-                if sent < len(data):
-                    await sockio.send_all(sock, memoryview(data)[sent:])
-                else:
-                    self.written_at = time.monotonic()  # the write, not the resumption
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-                    return
-            else:
-                await sockio.send_all(sock, data)
-        except BaseException:
-            # Some unknown part of ``data`` may be out: the framing is lost, and the
-            # connection is broken from now on.
-            self._send_failed()
-            raise
-        self.written_at = time.monotonic()
+        if self._fd >= 0:
+            # The usual response fits the socket buffer: one write(2) between the two
+            # halves of the checkpoint trio's send makes (a cancel point before, so a
+            # cancelled write writes nothing; a schedule point after, which cannot
+            # raise, so a write that happened is never reported as failed), without
+            # its wrappers. What does not fit goes through trio (waits).
+            await trio.lowlevel.checkpoint_if_cancelled()
+            sent = self.write_now(data)
+            if sent == len(data):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            await self.send_rest(data, sent)
+        else:
+            await self.send_rest(data, 0)
 
     def write_now(self, data: bytes) -> int:
         """How much of ``data`` one ``write(2)`` took, on a plain socket (0 otherwise).
 
-        The complete response's write, for the hot path, without a coroutine of its
-        own: the caller makes the cancel point before it
-        (``trio.lowlevel.checkpoint_if_cancelled``), sends what is left with
-        :meth:`send_rest`, and after a whole write (``yield_owed`` set) the connection
-        loop makes the schedule point, where a coroutine level or two fewer pass it on.
-        Together, the checkpoint trio's own send makes.
+        The write of :meth:`_send` without its coroutine, for the complete response on
+        the hot path: the caller makes the cancel point before it
+        (``trio.lowlevel.checkpoint_if_cancelled``) and the schedule point after it (the
+        connection loop does, where fewer coroutine levels pass it on), and sends what
+        is left with :meth:`send_rest`.
         """
         if self._fd < 0:
             return 0
@@ -321,19 +304,21 @@ class Wire(abc.ABC):
             self._send_failed()
             raise
         if sent == len(data):
-            self.written_at = time.monotonic()
-            self.yield_owed = True
+            self.written_at = time.monotonic()  # the write, not the resumption
         return sent
 
     async def send_rest(self, data: bytes, sent: int) -> None:
-        """Send ``data`` from byte ``sent`` on (after :meth:`write_now`), waiting as needed."""
-        if not sent:
-            await self._send(data)
-            return
-        assert self._socket is not None
+        """Send ``data`` from byte ``sent`` on, waiting as needed: what :meth:`write_now`
+        did not take (all of it, on a stream that is not a plain socket)."""
+        sock = self._socket
         try:
-            await sockio.send_all(self._socket, memoryview(data)[sent:])
+            if sock is None:
+                await self.stream.send_all(data)  # (write_now wrote nothing here)
+            else:
+                await sockio.send_all(sock, memoryview(data)[sent:] if sent else data)
         except BaseException:
+            # Some unknown part of ``data`` may be out: the framing is lost, and the
+            # connection is broken from now on.
             self._send_failed()
             raise
         self.written_at = time.monotonic()
